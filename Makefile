@@ -1,0 +1,32 @@
+# The two commands of a new user (see README.md):
+#   make test    build what is missing, then run the whole test matrix
+#   make bench   build what is missing, then run the benchmark on free-threaded CPython
+# Both start with `make bootstrap`, which skips whatever is already built.
+
+SHELL := /bin/bash
+ENVS := ft gil pypy
+STAMP := .ft_utils-installed
+SOURCES := $(shell find csrc ft_utils -type f \( -name '*.c' -o -name '*.h' -o -name '*.py' -o -name '*.pyi' \)) \
+           setup.py pyproject.toml cffi_build.py
+BOOTSTRAP_SCRIPTS := scripts/bootstrap.sh scripts/build_freethreaded_cpython.sh
+
+.PHONY: bootstrap test bench ctest clean
+
+bootstrap: $(ENVS:%=.venv/%/$(STAMP))
+
+# One virtual environment per interpreter, rebuilt when a source changes.
+.venv/%/$(STAMP): $(SOURCES) $(BOOTSTRAP_SCRIPTS)
+	scripts/bootstrap.sh $*
+	touch $@
+
+test: bootstrap
+	scripts/run_tests.sh
+
+ctest:
+	scripts/run_tests.sh --c-only
+
+bench: .venv/ft/$(STAMP)
+	.venv/ft/bin/python -m ft_utils.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf build .venv ft_utils/*.so ft_utils.egg-info .hypothesis

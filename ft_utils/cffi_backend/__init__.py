@@ -1,0 +1,9 @@
+"""The cffi backend: Python classes over ft_utils._cffi, the cffi module built from the
+same C core as the native extension (see cffi_build.py). Same API as ft_utils._native.
+"""
+
+from ft_utils.cffi_backend.atomic_flag import AtomicFlag
+from ft_utils.cffi_backend.atomic_int64 import AtomicInt64
+from ft_utils.cffi_backend.atomic_reference import AtomicReference
+
+__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag"]

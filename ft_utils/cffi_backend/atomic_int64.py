@@ -1,0 +1,227 @@
+"""AtomicInt64 on the cffi backend: one int64 cell of the C core (ffi.new("int64_t *")).
+
+Same contract as the native type: reading operators behave as the int value; writing
+operations take integers only and use the core's checked operations, so a result outside
+the int64 range raises OverflowError and leaves the value unchanged.
+"""
+
+import operator
+
+from ft_utils.cffi_backend._api import document, ffi, lib
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+_load = lib.ftu_i64_load
+
+
+def _to_int64(value, what):
+    """An integer operand (int, AtomicInt64 or an object with __index__) as an int in the
+    int64 range; TypeError or OverflowError naming ``what`` otherwise."""
+    if isinstance(value, AtomicInt64):
+        return _load(value._cell)
+    if not isinstance(value, int):
+        if not hasattr(type(value), "__index__"):
+            raise TypeError(f"{what} must be an integer, not '{type(value).__name__}'")
+        value = operator.index(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise OverflowError(f"{what} {int(value)!r} is outside the int64 range [-2**63, 2**63 - 1]")
+    return int(value)
+
+
+def _is_integer(value):
+    return isinstance(value, (int, AtomicInt64)) or hasattr(type(value), "__index__")
+
+
+def _raise_status(status, seen, symbol, operand):
+    if status == lib.FTU_OVERFLOW:
+        raise OverflowError(
+            f"AtomicInt64: {seen} {symbol} {operand} is outside the int64 range; value left unchanged"
+        )
+    if status == lib.FTU_ZERO_DIVISION:
+        raise ZeroDivisionError("integer division or modulo by zero")
+    if status == lib.FTU_NEGATIVE_SHIFT:
+        raise ValueError("negative shift count")
+    if status == lib.FTU_NEGATIVE_EXPONENT:
+        raise ValueError("AtomicInt64 **= needs a non-negative exponent (the result would not be an int)")
+    raise SystemError(f"ft_utils core returned unknown status {status}")
+
+
+def _as_int(value):
+    """The int an operand of a reading operator stands for, or None (NotImplemented)."""
+    if isinstance(value, AtomicInt64):
+        return _load(value._cell)
+    if isinstance(value, int):
+        return value
+    return None
+
+
+def _binary(op):
+    def forward(self, other):
+        o = _as_int(other)
+        return NotImplemented if o is None else op(_load(self._cell), o)
+
+    def reflected(self, other):
+        o = _as_int(other)
+        return NotImplemented if o is None else op(o, _load(self._cell))
+
+    return forward, reflected
+
+
+def _inplace(core_op, symbol):
+    # A non-integer operand is a TypeError here rather than NotImplemented: Python would
+    # otherwise fall back to the reading operator and rebind the name (a *= "ab" would
+    # make a a str through str's repeat).
+    def method(self, other):
+        if not _is_integer(other):
+            raise TypeError(
+                f"unsupported operand type(s) for {symbol}: '{type(self).__name__}' and '{type(other).__name__}'"
+            )
+        v = _to_int64(other, "operand of AtomicInt64 in-place operator")
+        r = core_op(self._cell, v)
+        if r.status:
+            _raise_status(r.status, r.value, symbol, v)
+        return self
+
+    return method
+
+
+@document
+class AtomicInt64:
+    __slots__ = ("_cell", "__weakref__")
+
+    def __new__(cls, value=0):
+        self = object.__new__(cls)
+        self._cell = ffi.new("int64_t *", _to_int64(value, "AtomicInt64 value"))
+        return self
+
+    def get(self, /):
+        return _load(self._cell)
+
+    def set(self, value, /):
+        lib.ftu_i64_store(self._cell, _to_int64(value, "AtomicInt64.set() value"))
+
+    def incr(self, /):
+        r = lib.ftu_i64_add(self._cell, 1)
+        if r.status:
+            _raise_status(r.status, r.value, "+", 1)
+        return r.value
+
+    def decr(self, /):
+        r = lib.ftu_i64_sub(self._cell, 1)
+        if r.status:
+            _raise_status(r.status, r.value, "-", 1)
+        return r.value
+
+    def add(self, value, /):
+        v = _to_int64(value, "AtomicInt64.add() value")
+        r = lib.ftu_i64_add(self._cell, v)
+        if r.status:
+            _raise_status(r.status, r.value, "+", v)
+        return r.value
+
+    def exchange(self, value, /):
+        return lib.ftu_i64_exchange(self._cell, _to_int64(value, "AtomicInt64.exchange() value"))
+
+    def compare_exchange(self, expected, value, /):
+        e = _to_int64(expected, "AtomicInt64.compare_exchange() expected")
+        v = _to_int64(value, "AtomicInt64.compare_exchange() value")
+        return lib.ftu_i64_compare_exchange(self._cell, e, v) == e
+
+    # ---- conversion -------------------------------------------------------------------
+    def __int__(self):
+        return _load(self._cell)
+
+    __index__ = __int__
+    __pos__ = __int__
+
+    def __float__(self):
+        return float(_load(self._cell))
+
+    def __bool__(self):
+        return _load(self._cell) != 0
+
+    def __repr__(self):
+        return f"{type(self).__name__}({_load(self._cell)})"
+
+    def __str__(self):
+        return str(_load(self._cell))
+
+    def __format__(self, format_spec):
+        return format(_load(self._cell), format_spec)
+
+    def __reduce__(self):
+        return (type(self), (_load(self._cell),))
+
+    # ---- reading operators ------------------------------------------------------------
+    __add__, __radd__ = _binary(operator.add)
+    __sub__, __rsub__ = _binary(operator.sub)
+    __mul__, __rmul__ = _binary(operator.mul)
+    __floordiv__, __rfloordiv__ = _binary(operator.floordiv)
+    __truediv__, __rtruediv__ = _binary(operator.truediv)
+    __mod__, __rmod__ = _binary(operator.mod)
+    __divmod__, __rdivmod__ = _binary(divmod)
+    __lshift__, __rlshift__ = _binary(operator.lshift)
+    __rshift__, __rrshift__ = _binary(operator.rshift)
+    __and__, __rand__ = _binary(operator.and_)
+    __or__, __ror__ = _binary(operator.or_)
+    __xor__, __rxor__ = _binary(operator.xor)
+
+    def __pow__(self, other, mod=None):
+        o = _as_int(other)
+        m = None if mod is None else _as_int(mod)
+        if o is None or (mod is not None and m is None):
+            return NotImplemented
+        return pow(_load(self._cell), o, m)
+
+    def __rpow__(self, other, mod=None):
+        o = _as_int(other)
+        m = None if mod is None else _as_int(mod)
+        if o is None or (mod is not None and m is None):
+            return NotImplemented
+        return pow(o, _load(self._cell), m)
+
+    def __neg__(self):
+        return -_load(self._cell)
+
+    def __abs__(self):
+        return abs(_load(self._cell))
+
+    def __invert__(self):
+        return ~_load(self._cell)
+
+    def _compare(op):
+        def method(self, other):
+            o = _as_int(other)
+            return NotImplemented if o is None else op(_load(self._cell), o)
+
+        return method
+
+    __eq__ = _compare(operator.eq)
+    __ne__ = _compare(operator.ne)
+    __lt__ = _compare(operator.lt)
+    __le__ = _compare(operator.le)
+    __gt__ = _compare(operator.gt)
+    __ge__ = _compare(operator.ge)
+    __hash__ = None
+    del _compare
+
+    # ---- writing operators: atomic and checked ----------------------------------------
+    __iadd__ = _inplace(lib.ftu_i64_add, "+=")
+    __isub__ = _inplace(lib.ftu_i64_sub, "-=")
+    __imul__ = _inplace(lib.ftu_i64_mul, "*=")
+    __ifloordiv__ = _inplace(lib.ftu_i64_floordiv, "//=")
+    __imod__ = _inplace(lib.ftu_i64_mod, "%=")
+    __ilshift__ = _inplace(lib.ftu_i64_lshift, "<<=")
+    __irshift__ = _inplace(lib.ftu_i64_rshift, ">>=")
+    __iand__ = _inplace(lib.ftu_i64_and, "&=")
+    __ior__ = _inplace(lib.ftu_i64_or, "|=")
+    __ixor__ = _inplace(lib.ftu_i64_xor, "^=")
+    _ipow = _inplace(lib.ftu_i64_pow, "**=")
+
+    def __ipow__(self, other, mod=None):
+        return NotImplemented if mod is not None else AtomicInt64._ipow(self, other)
+
+    def __itruediv__(self, other):
+        # Without this, a /= 2 would silently rebind a to a float.
+        raise TypeError("AtomicInt64 holds an int: use //= for floor division, or read it with int()")

@@ -1,0 +1,13 @@
+"""Concurrently scalable data structures for free-threaded Python.
+
+The classes come from the backend ``ft_utils.backend`` names; both backends present the
+same API, documented in docs/.
+"""
+
+from ft_utils import _implementation
+
+AtomicInt64 = _implementation.AtomicInt64
+AtomicReference = _implementation.AtomicReference
+AtomicFlag = _implementation.AtomicFlag
+
+__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag"]

@@ -1,0 +1,72 @@
+/*
+ * AtomicFlag: a boolean in an int64 cell of the C core (0 or 1).
+ */
+#include "native.h"
+
+static inline int64_t *cell(PyObject *self) { return &((AtomicFlagObject *)self)->value; }
+
+static PyObject *AtomicFlag_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"value", NULL};
+    PyObject *value = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicFlag", kwlist, &value)) return NULL;
+    int truth = PyObject_IsTrue(value);
+    if (truth < 0) return NULL;
+    AtomicFlagObject *self = (AtomicFlagObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    ftu_i64_store(&self->value, truth);
+    return (PyObject *)self;
+}
+
+static void AtomicFlag_dealloc(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    if (((AtomicFlagObject *)self)->weakreflist != NULL) PyObject_ClearWeakRefs(self);
+    type->tp_free(self);
+}
+
+static int AtomicFlag_bool(PyObject *self) { return ftu_i64_load(cell(self)) != 0; }
+
+static PyObject *AtomicFlag_set(PyObject *self, PyObject *value) {
+    int truth = PyObject_IsTrue(value); /* may run __bool__: before the store */
+    if (truth < 0) return NULL;
+    ftu_i64_store(cell(self), truth);
+    Py_RETURN_NONE;
+}
+
+static PyObject *AtomicFlag_str(PyObject *self) {
+    return PyUnicode_FromString(AtomicFlag_bool(self) ? "True" : "False");
+}
+
+static PyObject *AtomicFlag_repr(PyObject *self) {
+    return PyUnicode_FromFormat("%s(%s)", ftu_type_name(Py_TYPE(self)), AtomicFlag_bool(self) ? "True" : "False");
+}
+
+static PyObject *AtomicFlag_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("O(O)", (PyObject *)Py_TYPE(self), AtomicFlag_bool(self) ? Py_True : Py_False);
+}
+
+static PyNumberMethods AtomicFlag_as_number = {
+    .nb_bool = AtomicFlag_bool,
+};
+
+static PyMethodDef AtomicFlag_methods[] = {
+    {"set", AtomicFlag_set, METH_O, DOC_AtomicFlag_set},
+    {"__reduce__", AtomicFlag_reduce, METH_NOARGS, "Pickle and copy support."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject AtomicFlag_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ft_utils.concurrency.AtomicFlag",
+    .tp_basicsize = sizeof(AtomicFlagObject),
+    .tp_dealloc = AtomicFlag_dealloc,
+    .tp_repr = AtomicFlag_repr,
+    .tp_as_number = &AtomicFlag_as_number,
+    .tp_str = AtomicFlag_str,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .tp_doc = DOC_AtomicFlag,
+    .tp_weaklistoffset = offsetof(AtomicFlagObject, weakreflist),
+    .tp_methods = AtomicFlag_methods,
+    .tp_new = AtomicFlag_new,
+};
+
+int atomic_flag_module_init(PyObject *module) { return ftu_add_type(module, &AtomicFlag_Type); }

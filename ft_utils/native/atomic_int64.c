@@ -1,0 +1,380 @@
+/*
+ * AtomicInt64: a Python type over one int64 cell of the C core.
+ *
+ * Reading operators (a + 1, a < b, int(a), ...) read the value once and then behave
+ * exactly as the int they read. Writing operations (set, add, incr, in-place operators)
+ * take integers only and go through the core's checked operations: a result outside the
+ * int64 range raises OverflowError and leaves the value unchanged.
+ */
+#include "native.h"
+
+static inline int64_t load(PyObject *self) { return ftu_i64_load(&((AtomicInt64Object *)self)->value); }
+static inline int64_t *cell(PyObject *self) { return &((AtomicInt64Object *)self)->value; }
+
+/* Converts an integer operand (int, AtomicInt64 or an object with __index__) to int64.
+ * what names the operand in error messages. Returns 0, or -1 with TypeError or
+ * OverflowError set. */
+static int operand_to_int64(PyObject *obj, int64_t *out, const char *what) {
+    if (AtomicInt64_Check(obj)) {
+        *out = load(obj);
+        return 0;
+    }
+    PyObject *index;
+    if (PyLong_Check(obj)) {
+        index = Py_NewRef(obj);
+    } else {
+        PyNumberMethods *nb = Py_TYPE(obj)->tp_as_number;
+        if (nb == NULL || nb->nb_index == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s must be an integer, not '%.200s'", what, Py_TYPE(obj)->tp_name);
+            return -1;
+        }
+        index = PyNumber_Index(obj);
+        if (index == NULL) return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+    if (overflow) {
+        PyErr_Format(PyExc_OverflowError, "%s %R is outside the int64 range [-2**63, 2**63 - 1]", what, index);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Turns a failed core status into a Python exception. */
+static PyObject *raise_status(int status, int64_t seen, const char *op, int64_t operand) {
+    switch (status) {
+    case FTU_OVERFLOW:
+        PyErr_Format(PyExc_OverflowError,
+                     "AtomicInt64: %lld %s %lld is outside the int64 range; value left unchanged",
+                     (long long)seen, op, (long long)operand);
+        break;
+    case FTU_ZERO_DIVISION:
+        PyErr_SetString(PyExc_ZeroDivisionError, "integer division or modulo by zero");
+        break;
+    case FTU_NEGATIVE_SHIFT:
+        PyErr_SetString(PyExc_ValueError, "negative shift count");
+        break;
+    case FTU_NEGATIVE_EXPONENT:
+        PyErr_SetString(PyExc_ValueError,
+                        "AtomicInt64 **= needs a non-negative exponent (the result would not be an int)");
+        break;
+    default:
+        PyErr_Format(PyExc_SystemError, "ft_utils core returned unknown status %d", status);
+    }
+    return NULL;
+}
+
+/* ---- construction, conversion ------------------------------------------------------ */
+
+static PyObject *AtomicInt64_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"value", NULL};
+    PyObject *value = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicInt64", kwlist, &value)) return NULL;
+    int64_t initial = 0;
+    if (value != NULL && operand_to_int64(value, &initial, "AtomicInt64 value") < 0) return NULL;
+    AtomicInt64Object *self = (AtomicInt64Object *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    ftu_i64_store(&self->value, initial);
+    return (PyObject *)self;
+}
+
+static void AtomicInt64_dealloc(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    if (((AtomicInt64Object *)self)->weakreflist != NULL) PyObject_ClearWeakRefs(self);
+    type->tp_free(self);
+}
+
+static PyObject *AtomicInt64_repr(PyObject *self) {
+    return PyUnicode_FromFormat("%s(%lld)", ftu_type_name(Py_TYPE(self)), (long long)load(self));
+}
+
+static PyObject *AtomicInt64_str(PyObject *self) {
+    PyObject *v = PyLong_FromLongLong(load(self));
+    if (v == NULL) return NULL;
+    PyObject *s = PyObject_Str(v);
+    Py_DECREF(v);
+    return s;
+}
+
+static PyObject *AtomicInt64_int(PyObject *self) { return PyLong_FromLongLong(load(self)); }
+static PyObject *AtomicInt64_float(PyObject *self) { return PyFloat_FromDouble((double)load(self)); }
+static int AtomicInt64_bool(PyObject *self) { return load(self) != 0; }
+
+/* ---- methods --------------------------------------------------------------------- */
+
+static PyObject *AtomicInt64_get(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLongLong(load(self));
+}
+
+static PyObject *AtomicInt64_set(PyObject *self, PyObject *value) {
+    int64_t v;
+    if (operand_to_int64(value, &v, "AtomicInt64.set() value") < 0) return NULL;
+    ftu_i64_store(cell(self), v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *checked_add(PyObject *self, int64_t operand) {
+    ftu_i64_result r = ftu_i64_add(cell(self), operand);
+    if (r.status != FTU_OK) return raise_status(r.status, r.value, "+", operand);
+    return PyLong_FromLongLong(r.value);
+}
+
+static PyObject *AtomicInt64_incr(PyObject *self, PyObject *Py_UNUSED(ignored)) { return checked_add(self, 1); }
+
+static PyObject *AtomicInt64_decr(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    ftu_i64_result r = ftu_i64_sub(cell(self), 1);
+    if (r.status != FTU_OK) return raise_status(r.status, r.value, "-", 1);
+    return PyLong_FromLongLong(r.value);
+}
+
+static PyObject *AtomicInt64_add(PyObject *self, PyObject *value) {
+    int64_t v;
+    if (operand_to_int64(value, &v, "AtomicInt64.add() value") < 0) return NULL;
+    return checked_add(self, v);
+}
+
+static PyObject *AtomicInt64_exchange(PyObject *self, PyObject *value) {
+    int64_t v;
+    if (operand_to_int64(value, &v, "AtomicInt64.exchange() value") < 0) return NULL;
+    return PyLong_FromLongLong(ftu_i64_exchange(cell(self), v));
+}
+
+static PyObject *AtomicInt64_compare_exchange(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "compare_exchange() takes exactly 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int64_t expected, desired;
+    if (operand_to_int64(args[0], &expected, "AtomicInt64.compare_exchange() expected") < 0) return NULL;
+    if (operand_to_int64(args[1], &desired, "AtomicInt64.compare_exchange() value") < 0) return NULL;
+    return PyBool_FromLong(ftu_i64_compare_exchange(cell(self), expected, desired) == expected);
+}
+
+static PyObject *AtomicInt64_format(PyObject *self, PyObject *spec) {
+    PyObject *v = PyLong_FromLongLong(load(self));
+    if (v == NULL) return NULL;
+    PyObject *s = PyObject_Format(v, spec);
+    Py_DECREF(v);
+    return s;
+}
+
+static PyObject *AtomicInt64_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("O(L)", (PyObject *)Py_TYPE(self), (long long)load(self));
+}
+
+/* ---- reading operators: behave as the int value ------------------------------------ */
+
+/* A new reference to the int an operand stands for, or NULL without an error when the
+ * operand is not an int or an AtomicInt64 (the operator then returns NotImplemented). */
+static PyObject *as_int(PyObject *obj) {
+    if (AtomicInt64_Check(obj)) return PyLong_FromLongLong(load(obj));
+    if (PyLong_Check(obj)) return Py_NewRef(obj);
+    return NULL;
+}
+
+static PyObject *binary(PyObject *a, PyObject *b, binaryfunc func) {
+    PyObject *x = as_int(a);
+    if (x == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *y = as_int(b);
+    if (y == NULL) {
+        Py_DECREF(x);
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *result = func(x, y);
+    Py_DECREF(x);
+    Py_DECREF(y);
+    return result;
+}
+
+#define BINARY(name, func) \
+    static PyObject *AtomicInt64_##name(PyObject *a, PyObject *b) { return binary(a, b, func); }
+BINARY(nb_add, PyNumber_Add)
+BINARY(nb_subtract, PyNumber_Subtract)
+BINARY(nb_multiply, PyNumber_Multiply)
+BINARY(nb_floor_divide, PyNumber_FloorDivide)
+BINARY(nb_true_divide, PyNumber_TrueDivide)
+BINARY(nb_remainder, PyNumber_Remainder)
+BINARY(nb_divmod, PyNumber_Divmod)
+BINARY(nb_lshift, PyNumber_Lshift)
+BINARY(nb_rshift, PyNumber_Rshift)
+BINARY(nb_and, PyNumber_And)
+BINARY(nb_or, PyNumber_Or)
+BINARY(nb_xor, PyNumber_Xor)
+
+static PyObject *AtomicInt64_nb_power(PyObject *a, PyObject *b, PyObject *mod) {
+    PyObject *x = as_int(a), *y = NULL, *m = NULL, *result = NULL;
+    if (x == NULL) goto not_implemented;
+    if ((y = as_int(b)) == NULL) goto not_implemented;
+    if (mod == Py_None) {
+        m = Py_NewRef(Py_None);
+    } else if ((m = as_int(mod)) == NULL) {
+        goto not_implemented;
+    }
+    result = PyNumber_Power(x, y, m);
+    goto done;
+not_implemented:
+    if (!PyErr_Occurred()) result = Py_NewRef(Py_NotImplemented);
+done:
+    Py_XDECREF(x);
+    Py_XDECREF(y);
+    Py_XDECREF(m);
+    return result;
+}
+
+#define UNARY(name, func)                                  \
+    static PyObject *AtomicInt64_##name(PyObject *self) {  \
+        PyObject *v = PyLong_FromLongLong(load(self));     \
+        if (v == NULL) return NULL;                        \
+        PyObject *r = func(v);                             \
+        Py_DECREF(v);                                      \
+        return r;                                          \
+    }
+UNARY(nb_negative, PyNumber_Negative)
+UNARY(nb_absolute, PyNumber_Absolute)
+UNARY(nb_invert, PyNumber_Invert)
+
+static PyObject *AtomicInt64_richcompare(PyObject *self, PyObject *other, int op) {
+    int64_t a = load(self), b;
+    if (AtomicInt64_Check(other)) {
+        b = load(other);
+    } else if (PyLong_Check(other)) {
+        int overflow = 0;
+        b = PyLong_AsLongLongAndOverflow(other, &overflow);
+        if (overflow) { /* any int64 is below 2**63 and above -2**63 - 1 */
+            a = 0;
+            b = overflow;
+        } else if (b == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    } else {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    Py_RETURN_RICHCOMPARE(a, b, op);
+}
+
+/* ---- writing operators: atomic, checked, integers only ----------------------------- */
+
+/* A non-integer operand is a TypeError here rather than NotImplemented: Python would
+ * otherwise fall back to the reading operator and rebind the name (a *= "ab" would make
+ * a a str through str's repeat). */
+static int inplace_operand(PyObject *self, PyObject *other, int64_t *out, const char *symbol) {
+    PyNumberMethods *nb = Py_TYPE(other)->tp_as_number;
+    if (!AtomicInt64_Check(other) && !PyLong_Check(other) && (nb == NULL || nb->nb_index == NULL)) {
+        PyErr_Format(PyExc_TypeError, "unsupported operand type(s) for %s: '%s' and '%.200s'", symbol,
+                     ftu_type_name(Py_TYPE(self)), Py_TYPE(other)->tp_name);
+        return -1;
+    }
+    return operand_to_int64(other, out, "operand of AtomicInt64 in-place operator");
+}
+
+#define INPLACE(name, core_op, symbol)                                                       \
+    static PyObject *AtomicInt64_##name(PyObject *self, PyObject *other) {                  \
+        int64_t v;                                                                           \
+        if (inplace_operand(self, other, &v, symbol) < 0) return NULL;                       \
+        ftu_i64_result r = core_op(cell(self), v);                                           \
+        if (r.status != FTU_OK) return raise_status(r.status, r.value, symbol, v);           \
+        return Py_NewRef(self);                                                              \
+    }
+INPLACE(nb_inplace_add, ftu_i64_add, "+=")
+INPLACE(nb_inplace_subtract, ftu_i64_sub, "-=")
+INPLACE(nb_inplace_multiply, ftu_i64_mul, "*=")
+INPLACE(nb_inplace_floor_divide, ftu_i64_floordiv, "//=")
+INPLACE(nb_inplace_remainder, ftu_i64_mod, "%=")
+INPLACE(nb_inplace_lshift, ftu_i64_lshift, "<<=")
+INPLACE(nb_inplace_rshift, ftu_i64_rshift, ">>=")
+INPLACE(nb_inplace_and, ftu_i64_and, "&=")
+INPLACE(nb_inplace_or, ftu_i64_or, "|=")
+INPLACE(nb_inplace_xor, ftu_i64_xor, "^=")
+INPLACE(nb_inplace_power_2, ftu_i64_pow, "**=")
+
+static PyObject *AtomicInt64_nb_inplace_power(PyObject *self, PyObject *other, PyObject *mod) {
+    if (mod != Py_None) Py_RETURN_NOTIMPLEMENTED;
+    return AtomicInt64_nb_inplace_power_2(self, other);
+}
+
+/* Without this, a /= 2 would silently rebind a to a float. */
+static PyObject *AtomicInt64_nb_inplace_true_divide(PyObject *self, PyObject *other) {
+    (void)self;
+    (void)other;
+    PyErr_SetString(PyExc_TypeError, "AtomicInt64 holds an int: use //= for floor division, or read it with int()");
+    return NULL;
+}
+
+/* ---- type ------------------------------------------------------------------------ */
+
+static PyNumberMethods AtomicInt64_as_number = {
+    .nb_add = AtomicInt64_nb_add,
+    .nb_subtract = AtomicInt64_nb_subtract,
+    .nb_multiply = AtomicInt64_nb_multiply,
+    .nb_remainder = AtomicInt64_nb_remainder,
+    .nb_divmod = AtomicInt64_nb_divmod,
+    .nb_power = AtomicInt64_nb_power,
+    .nb_negative = AtomicInt64_nb_negative,
+    .nb_positive = AtomicInt64_int,
+    .nb_absolute = AtomicInt64_nb_absolute,
+    .nb_bool = AtomicInt64_bool,
+    .nb_invert = AtomicInt64_nb_invert,
+    .nb_lshift = AtomicInt64_nb_lshift,
+    .nb_rshift = AtomicInt64_nb_rshift,
+    .nb_and = AtomicInt64_nb_and,
+    .nb_xor = AtomicInt64_nb_xor,
+    .nb_or = AtomicInt64_nb_or,
+    .nb_int = AtomicInt64_int,
+    .nb_float = AtomicInt64_float,
+    .nb_inplace_add = AtomicInt64_nb_inplace_add,
+    .nb_inplace_subtract = AtomicInt64_nb_inplace_subtract,
+    .nb_inplace_multiply = AtomicInt64_nb_inplace_multiply,
+    .nb_inplace_remainder = AtomicInt64_nb_inplace_remainder,
+    .nb_inplace_power = AtomicInt64_nb_inplace_power,
+    .nb_inplace_lshift = AtomicInt64_nb_inplace_lshift,
+    .nb_inplace_rshift = AtomicInt64_nb_inplace_rshift,
+    .nb_inplace_and = AtomicInt64_nb_inplace_and,
+    .nb_inplace_xor = AtomicInt64_nb_inplace_xor,
+    .nb_inplace_or = AtomicInt64_nb_inplace_or,
+    .nb_floor_divide = AtomicInt64_nb_floor_divide,
+    .nb_true_divide = AtomicInt64_nb_true_divide,
+    .nb_inplace_floor_divide = AtomicInt64_nb_inplace_floor_divide,
+    .nb_inplace_true_divide = AtomicInt64_nb_inplace_true_divide,
+    .nb_index = AtomicInt64_int,
+};
+
+static PyMethodDef AtomicInt64_methods[] = {
+    {"get", AtomicInt64_get, METH_NOARGS, DOC_AtomicInt64_get},
+    {"set", AtomicInt64_set, METH_O, DOC_AtomicInt64_set},
+    {"incr", AtomicInt64_incr, METH_NOARGS, DOC_AtomicInt64_incr},
+    {"decr", AtomicInt64_decr, METH_NOARGS, DOC_AtomicInt64_decr},
+    {"add", AtomicInt64_add, METH_O, DOC_AtomicInt64_add},
+    {"exchange", AtomicInt64_exchange, METH_O, DOC_AtomicInt64_exchange},
+    {"compare_exchange", (PyCFunction)(void (*)(void))AtomicInt64_compare_exchange, METH_FASTCALL,
+     DOC_AtomicInt64_compare_exchange},
+    {"__format__", AtomicInt64_format, METH_O, "Format the value as int.__format__ does."},
+    {"__reduce__", AtomicInt64_reduce, METH_NOARGS, "Pickle and copy support."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject AtomicInt64_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ft_utils.concurrency.AtomicInt64",
+    .tp_basicsize = sizeof(AtomicInt64Object),
+    .tp_dealloc = AtomicInt64_dealloc,
+    .tp_repr = AtomicInt64_repr,
+    .tp_as_number = &AtomicInt64_as_number,
+    .tp_hash = PyObject_HashNotImplemented,
+    .tp_str = AtomicInt64_str,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .tp_doc = DOC_AtomicInt64,
+    .tp_richcompare = AtomicInt64_richcompare,
+    .tp_weaklistoffset = offsetof(AtomicInt64Object, weakreflist),
+    .tp_methods = AtomicInt64_methods,
+    .tp_new = AtomicInt64_new,
+};
+
+int atomic_int64_module_init(PyObject *module) { return ftu_add_type(module, &AtomicInt64_Type); }

@@ -1,0 +1,47 @@
+/*
+ * ft_utils._native: the CPython extension over the C core. It declares that it does not
+ * need the GIL (Py_mod_gil = Py_MOD_GIL_NOT_USED), so importing it keeps a free-threaded
+ * interpreter free-threaded.
+ */
+#include "native.h"
+
+#include <string.h>
+
+const char *ftu_type_name(PyTypeObject *type) {
+    const char *dot = strrchr(type->tp_name, '.');
+    return dot ? dot + 1 : type->tp_name;
+}
+
+int ftu_add_type(PyObject *module, PyTypeObject *type) {
+    if (PyType_Ready(type) < 0) return -1;
+    return PyModule_AddObjectRef(module, ftu_type_name(type), (PyObject *)type);
+}
+
+static int native_exec(PyObject *module) {
+    if (atomic_int64_module_init(module) < 0) return -1;
+    if (atomic_reference_module_init(module) < 0) return -1;
+    if (atomic_flag_module_init(module) < 0) return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot native_slots[] = {
+    {Py_mod_exec, native_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* The types are static: one interpreter at a time. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ft_utils._native",
+    .m_doc = "The native (CPython extension) backend of ft_utils.",
+    .m_size = 0,
+    .m_slots = native_slots,
+};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModuleDef_Init(&native_module); }
