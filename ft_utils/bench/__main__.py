@@ -1,0 +1,60 @@
+"""python -m ft_utils.bench [--repeats N] [--threads 1,2,4] [--ops N] [--only NAME]
+
+Prints, per workload and thread count, the median ops/s over the repeats and the ratio
+against its stdlib baseline from the same run.
+"""
+
+import argparse
+import platform
+import sys
+
+import ft_utils
+from ft_utils.bench import atomics
+from ft_utils.bench.harness import measure
+
+SUITES = {"atomics": atomics.WORKLOADS}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m ft_utils.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each measurement (median reported)")
+    parser.add_argument("--threads", default="1,2,4", help="comma-separated thread counts")
+    parser.add_argument("--ops", type=int, default=1_000_000, help="operations per thread per run")
+    parser.add_argument("--only", choices=sorted(SUITES), action="append", help="run only these suites")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.ops < 1:
+        parser.error("--repeats and --ops must be positive")
+    try:
+        thread_counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads must be comma-separated integers, not {args.threads!r}")
+    if any(t < 1 for t in thread_counts):
+        parser.error("thread counts must be positive")
+
+    gil = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
+    print(f"ft_utils.bench: {platform.python_implementation()} {platform.python_version()}, "
+          f"GIL {'enabled' if gil else 'disabled'}, backend {ft_utils.backend}, "
+          f"{args.repeats} repeats x {args.ops} ops/thread, median reported")
+    if gil:
+        print("note: the GIL is enabled, so threads cannot run in parallel here; "
+              "run on a free-threaded build (make bench) for the figures that matter")
+
+    for suite in args.only or sorted(SUITES):
+        workloads = SUITES[suite]
+        results = measure(workloads, thread_counts, args.ops, args.repeats,
+                          progress=lambda done, total: print(f"  [{suite}] repeat {done}/{total}", file=sys.stderr))
+        print()
+        print(f"{suite}: {'workload':<26} {'threads':>7} {'Mops/s':>9} {'vs baseline':>12}   (min-max Mops/s)")
+        for w in workloads:
+            for t in thread_counts:
+                r = results[(w.name, t)]
+                ratio = ""
+                if w.baseline:
+                    ratio = f"{r.median / results[(w.baseline, t)].median:.2f}x"
+                spread = f"({min(r.ops_per_s) / 1e6:.2f}-{max(r.ops_per_s) / 1e6:.2f})"
+                print(f"{'':{len(suite) + 2}}{w.name:<26} {t:>7} {r.median / 1e6:>9.2f} {ratio:>12}   {spread}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

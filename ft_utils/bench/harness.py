@@ -1,0 +1,72 @@
+"""The measuring part: threads behind a barrier, timing, repeats, medians."""
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Workload:
+    """One thing to measure. ``setup(threads)`` returns a state; ``worker(state, index,
+    ops)`` does ``ops`` operations in one thread; ``verify(state, threads, ops)`` raises
+    AssertionError if the result is wrong."""
+
+    name: str
+    setup: object
+    worker: object
+    verify: object
+    baseline: str = ""  # name of the workload this one is compared with ("" = is a baseline)
+
+
+@dataclass
+class Result:
+    workload: str
+    threads: int
+    ops_per_s: list = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ops_per_s)
+
+
+def run_once(workload: Workload, threads: int, ops: int) -> float:
+    """Runs ``threads`` threads of ``ops`` operations each; returns total ops/s."""
+    state = workload.setup(threads)
+    barrier = threading.Barrier(threads + 1)
+    starts = [0.0] * threads
+    ends = [0.0] * threads
+    errors = []
+
+    def body(index):
+        try:
+            barrier.wait()
+            starts[index] = time.perf_counter()
+            workload.worker(state, index, ops)
+            ends[index] = time.perf_counter()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=body, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    workload.verify(state, threads, ops)
+    elapsed = max(ends) - min(starts)
+    return threads * ops / elapsed
+
+
+def measure(workloads, thread_counts, ops, repeats, progress=None):
+    """Every workload at every thread count, ``repeats`` times, interleaved."""
+    results = {(w.name, t): Result(w.name, t) for w in workloads for t in thread_counts}
+    for repeat in range(repeats):
+        for threads in thread_counts:
+            for w in workloads:
+                results[(w.name, threads)].ops_per_s.append(run_once(w, threads, ops))
+        if progress:
+            progress(repeat + 1, repeats)
+    return results
