@@ -83,8 +83,7 @@ def cffi_modules():
     return []
 
 
-setup(
-    ext_modules=native_extension(),
-    cffi_modules=cffi_modules(),
-    cmdclass={"build_ext": BuildExt},
-)
+options = {"ext_modules": native_extension(), "cmdclass": {"build_ext": BuildExt}}
+if cffi := cffi_modules():
+    options["cffi_modules"] = cffi
+setup(**options)

@@ -38,17 +38,18 @@ case "$name" in
     pypy) python=$(command -v pypy3) ;;
 esac
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pytest, hypothesis, pytest_timeout' 2>/dev/null; then
+deps_ok='import pytest, hypothesis, pytest_timeout, setuptools; assert int(setuptools.__version__.split(".")[0]) >= 77'
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "$deps_ok" 2>/dev/null; then
     log "creating $venv from $python"
     rm -rf "$venv"
     "$python" -m venv "$venv"
     pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
     "${pip[@]}" --upgrade pip >&2
-    deps=(setuptools wheel pytest pytest-timeout hypothesis)
+    deps=("setuptools>=77" wheel pytest pytest-timeout hypothesis)
     [ "$name" = gil ] && deps+=(cffi)
     # Wheels only: newer hypothesis releases carry a Rust part that would have to be
     # compiled for 3.13t (and cannot be here); pip then takes the newest pure wheel.
-    "${pip[@]}" --only-binary=:all: "${deps[@]}" >&2
+    "${pip[@]}" --upgrade --only-binary=:all: "${deps[@]}" >&2
 fi
 
 log "building and installing ft_utils"
