@@ -3,6 +3,7 @@ errors, a hypothesis state machine with the int64 bounds, and exact counts under
 
 import copy
 import gc
+import math
 import operator
 import pickle
 import weakref
@@ -160,6 +161,14 @@ def test_conversions(backend):
     assert f"{backend.AtomicInt64(255):#x}" == "0xff"
     assert format(a) == "-42"
     assert hex(backend.AtomicInt64(255)) == "0xff"
+
+
+def test_rounding_is_exact(backend):
+    big = 2**62 + 1  # not representable as a float
+    a = backend.AtomicInt64(big)
+    assert math.floor(a) == big and math.ceil(a) == big and math.trunc(a) == big
+    assert round(a) == big and type(round(a)) is int
+    assert round(backend.AtomicInt64(1234), -2) == 1200
 
 
 def test_unhashable(backend):

@@ -92,7 +92,7 @@ PUBLIC_DUNDERS = {
         "__bool__", "__format__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__", "__le__",
         "__gt__", "__ge__", "__iadd__", "__isub__", "__imul__", "__ifloordiv__", "__imod__",
         "__ipow__", "__ilshift__", "__irshift__", "__iand__", "__ior__", "__ixor__",
-        "__itruediv__", "__reduce__",
+        "__itruediv__", "__reduce__", "__round__", "__trunc__", "__floor__", "__ceil__",
     },
     "AtomicReference": {"__repr__", "__reduce__"},
     "AtomicFlag": {"__bool__", "__str__", "__repr__", "__reduce__"},

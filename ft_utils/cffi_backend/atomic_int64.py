@@ -150,6 +150,13 @@ class AtomicInt64:
     def __format__(self, format_spec):
         return format(_load(self._cell), format_spec)
 
+    # Without these, math.floor(a) and friends would go through float and lose precision
+    # above 2**53.
+    def __round__(self, ndigits=None):
+        return round(_load(self._cell), ndigits)
+
+    __trunc__ = __floor__ = __ceil__ = __int__
+
     def __reduce__(self):
         return (type(self), (_load(self._cell),))
 

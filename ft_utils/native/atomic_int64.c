@@ -162,6 +162,20 @@ static PyObject *AtomicInt64_format(PyObject *self, PyObject *spec) {
     return s;
 }
 
+/* round(a, ndigits) as int.__round__ does; without these, math.floor(a) and friends would
+ * go through float and lose precision above 2**53. */
+static PyObject *AtomicInt64_round(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "__round__() takes at most 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *v = PyLong_FromLongLong(load(self));
+    if (v == NULL || nargs == 0 || args[0] == Py_None) return v;
+    PyObject *r = PyObject_CallMethod(v, "__round__", "O", args[0]);
+    Py_DECREF(v);
+    return r;
+}
+
 static PyObject *AtomicInt64_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return Py_BuildValue("O(L)", (PyObject *)Py_TYPE(self), (long long)load(self));
 }
@@ -356,6 +370,10 @@ static PyMethodDef AtomicInt64_methods[] = {
     {"compare_exchange", (PyCFunction)(void (*)(void))AtomicInt64_compare_exchange, METH_FASTCALL,
      DOC_AtomicInt64_compare_exchange},
     {"__format__", AtomicInt64_format, METH_O, "Format the value as int.__format__ does."},
+    {"__round__", (PyCFunction)(void (*)(void))AtomicInt64_round, METH_FASTCALL, "round() of the value, as an int."},
+    {"__trunc__", AtomicInt64_get, METH_NOARGS, "math.trunc() of the value: the value."},
+    {"__floor__", AtomicInt64_get, METH_NOARGS, "math.floor() of the value: the value."},
+    {"__ceil__", AtomicInt64_get, METH_NOARGS, "math.ceil() of the value: the value."},
     {"__reduce__", AtomicInt64_reduce, METH_NOARGS, "Pickle and copy support."},
     {NULL, NULL, 0, NULL},
 };
