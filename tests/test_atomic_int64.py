@@ -361,14 +361,6 @@ class AtomicInt64Machine(RuleBasedStateMachine):
         self.atomic = self.backend_module.AtomicInt64(value)
         self.model = value
 
-    def apply(self, func, model_result, model_error):
-        if model_error is None:
-            result = func()
-            return result
-        with pytest.raises(model_error):
-            func()
-        return None
-
     @rule(value=any_int64)
     def set(self, value):
         self.atomic.set(value)
