@@ -13,7 +13,10 @@ import sys
 import sysconfig
 
 BACKENDS = ("native", "cffi")
-PUBLIC_NAMES = ("AtomicInt64", "AtomicReference", "AtomicFlag")
+PUBLIC_NAMES = ("AtomicInt64", "AtomicReference", "AtomicFlag", "ConcurrentDict", "LocalWrapper")
+#: The public module each class is presented under.
+PUBLIC_MODULES = {name: "ft_utils.concurrency" for name in PUBLIC_NAMES}
+PUBLIC_MODULES["LocalWrapper"] = "ft_utils.local"
 
 _MODULES = {"native": "ft_utils._native", "cffi": "ft_utils.cffi_backend"}
 

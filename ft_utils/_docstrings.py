@@ -4,7 +4,8 @@ The cffi classes take their ``__doc__`` from here at import time; ``setup.py`` t
 this table into ``ftu_docstrings.h`` for the native extension, with the signature in
 CPython's ``__text_signature__`` form. The parity test checks both backends against it.
 
-Keys are ``"Class"`` (the signature is the constructor's) and ``"Class.method"``.
+Keys are ``"Class"`` (the signature is the constructor's) and ``"Class.method"``; a
+property has an empty signature.
 """
 
 DOCSTRINGS: dict[str, tuple[str, str]] = {
@@ -50,6 +51,74 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "bool(flag) reads it; set(value) stores the truth value of value.",
     ),
     "AtomicFlag.set": ("(self, value, /)", "Store the truth value of value."),
+    # ---- ConcurrentDict ---------------------------------------------------------------
+    "ConcurrentDict": (
+        "(scaling=17)",
+        "A dict that many threads can read and write at once.\n\n"
+        "Keys are spread over `scaling` shards by hash; reads take no lock and writes\n"
+        "lock one shard, so threads working on different keys rarely wait for each\n"
+        "other. Single operations, setdefault, pop, compare_and_set and\n"
+        "compare_and_delete are atomic. Iteration is weakly consistent: it never fails\n"
+        "because other threads write, and sees every key present throughout exactly once.",
+    ),
+    "ConcurrentDict.scaling": ("", "The number of shards, as given to the constructor."),
+    "ConcurrentDict.get": (
+        "(self, key, default=None, /)",
+        "Return the value for key if key is present, else default.",
+    ),
+    "ConcurrentDict.pop": (
+        "(self, key, /, *default)",
+        "Remove key and return its value; if key is absent, return default if given,\n"
+        "else raise KeyError.\n\n"
+        "Atomic: when threads pop the same key, exactly one of them gets the value.",
+    ),
+    "ConcurrentDict.setdefault": (
+        "(self, key, default=None, /)",
+        "Return the value for key; if key is absent, insert default first and return it.\n\n"
+        "Atomic: when threads race to insert the same key, one value wins and every\n"
+        "caller gets that value.",
+    ),
+    "ConcurrentDict.compare_and_set": (
+        "(self, key, expected, value, /)",
+        "If key is present and its value is expected (identity, not ==), store value.\n\n"
+        "Atomic. Return True if value was stored, False otherwise (also when key is\n"
+        "absent). A retry loop on it updates a key without losing concurrent updates.",
+    ),
+    "ConcurrentDict.compare_and_delete": (
+        "(self, key, expected, /)",
+        "If key is present and its value is expected (identity, not ==), remove key.\n\n"
+        "Atomic. Return True if key was removed, False otherwise.",
+    ),
+    "ConcurrentDict.update": (
+        "(self, other=(), /, **kwargs)",
+        "Store the pairs of other (a mapping or an iterable of key, value pairs) and of\n"
+        "kwargs, as dict.update does. Each pair is stored atomically, not the whole update.",
+    ),
+    "ConcurrentDict.clear": ("(self, /)", "Remove every key (one shard at a time)."),
+    "ConcurrentDict.copy": ("(self, /)", "Return a new ConcurrentDict with the same pairs and scaling."),
+    "ConcurrentDict.as_dict": (
+        "(self, /)",
+        "Return a built-in dict with the pairs of this one.\n\n"
+        "Safe while other threads write; each shard is copied at one instant, not the\n"
+        "whole dict.",
+    ),
+    "ConcurrentDict.keys": ("(self, /)", "Return a list of the keys (a snapshot, like as_dict())."),
+    "ConcurrentDict.values": ("(self, /)", "Return a list of the values (a snapshot, like as_dict())."),
+    "ConcurrentDict.items": (
+        "(self, /)",
+        "Return a list of the (key, value) pairs (a snapshot, like as_dict()).",
+    ),
+    # ---- LocalWrapper -----------------------------------------------------------------
+    "LocalWrapper": (
+        "(wrapped)",
+        "A proxy that forwards every operation to the object it wraps.\n\n"
+        "Attribute access, calls, item access, iteration, len, bool, comparisons,\n"
+        "hashing, str, repr, arithmetic and the with statement all act on the wrapped\n"
+        "object. In-place operators return a wrapper around the result. A thread that\n"
+        "keeps a wrapper around a shared object works on the wrapper's reference count\n"
+        "instead of contending for the shared object's.",
+    ),
+    "LocalWrapper.wrapped": ("", "The wrapped object (read-only)."),
 }
 
 
@@ -61,6 +130,8 @@ def doc(key: str) -> str:
 def c_docstring(key: str) -> str:
     """The docstring for key with CPython's text signature prefix, for C types."""
     signature, text = DOCSTRINGS[key]
+    if not signature:  # a property: no signature
+        return text
     name = key.rsplit(".", 1)[-1]
     if "." in key:
         signature = signature.replace("(self", "($self", 1)

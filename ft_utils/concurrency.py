@@ -9,5 +9,6 @@ from ft_utils import _implementation
 AtomicInt64 = _implementation.AtomicInt64
 AtomicReference = _implementation.AtomicReference
 AtomicFlag = _implementation.AtomicFlag
+ConcurrentDict = _implementation.ConcurrentDict
 
-__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag"]
+__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag", "ConcurrentDict"]

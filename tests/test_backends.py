@@ -26,13 +26,14 @@ def test_backend_attribute():
         assert ft_utils.backend == wanted
 
 
-def test_concurrency_exports_selected_backend():
-    from ft_utils import concurrency
+def test_public_modules_export_selected_backend():
+    import importlib
 
     module = _backend.load(ft_utils.backend)
     for name in _backend.PUBLIC_NAMES:
-        assert getattr(concurrency, name) is getattr(module, name)
-    assert set(concurrency.__all__) >= set(_backend.PUBLIC_NAMES)
+        public = importlib.import_module(_backend.PUBLIC_MODULES[name])
+        assert getattr(public, name) is getattr(module, name)
+        assert name in public.__all__
 
 
 @pytest.mark.parametrize("name", ["native", "cffi"])
@@ -96,6 +97,22 @@ PUBLIC_DUNDERS = {
     },
     "AtomicReference": {"__repr__", "__reduce__"},
     "AtomicFlag": {"__bool__", "__str__", "__repr__", "__reduce__"},
+    "ConcurrentDict": {
+        "__getitem__", "__setitem__", "__delitem__", "__contains__", "__len__", "__iter__",
+        "__eq__", "__ne__", "__repr__", "__reduce__", "__class_getitem__",
+    },
+    "LocalWrapper": {
+        "__getattribute__", "__setattr__", "__delattr__", "__call__", "__getitem__",
+        "__setitem__", "__delitem__", "__contains__", "__len__", "__iter__", "__next__",
+        "__reversed__", "__bool__", "__hash__", "__repr__", "__str__", "__format__",
+        "__bytes__", "__enter__", "__exit__", "__eq__", "__ne__", "__lt__", "__le__",
+        "__gt__", "__ge__", "__neg__", "__pos__", "__abs__", "__invert__", "__int__",
+        "__float__", "__index__", "__round__", "__trunc__", "__floor__", "__ceil__",
+        *(f"__{p}{op}__" for op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod",
+                                    "lshift", "rshift", "and", "or", "xor", "pow")
+          for p in ("", "r", "i")),
+        "__divmod__", "__rdivmod__",
+    },
 }
 
 
@@ -112,12 +129,16 @@ def test_matches_docstring_table(backend, class_name):
     assert public_methods(cls) == expected_methods
     assert inspect.getdoc(cls) == inspect.cleandoc(_docstrings.doc(class_name))
     assert str(inspect.signature(cls)) == _docstrings.DOCSTRINGS[class_name][0]
-    assert cls.__module__ == "ft_utils.concurrency" and cls.__name__ == class_name
+    assert cls.__module__ == _backend.PUBLIC_MODULES[class_name] and cls.__name__ == class_name
     for name in expected_methods:
-        method = getattr(cls, name)
+        method = inspect.getattr_static(cls, name)
         signature, text = _docstrings.DOCSTRINGS[f"{class_name}.{name}"]
         assert inspect.getdoc(method) == inspect.cleandoc(text), name
-        assert str(inspect.signature(method)) == signature, name
+        if signature:
+            assert str(inspect.signature(getattr(cls, name))) == signature, name
+        else:  # a read-only property
+            assert inspect.isdatadescriptor(method), name
+            assert getattr(method, "fset", None) is None, name
     missing = {d for d in PUBLIC_DUNDERS[class_name] if getattr(cls, d, None) in (None, getattr(object, d, None))}
     assert not missing, f"{class_name} lacks {sorted(missing)}"
 

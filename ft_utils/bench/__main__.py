@@ -9,10 +9,10 @@ import platform
 import sys
 
 import ft_utils
-from ft_utils.bench import atomics
+from ft_utils.bench import atomics, dicts
 from ft_utils.bench.harness import measure
 
-SUITES = {"atomics": atomics.WORKLOADS}
+SUITES = {"atomics": atomics.WORKLOADS, "dicts": dicts.WORKLOADS}
 
 
 def main(argv=None):
@@ -44,15 +44,13 @@ def main(argv=None):
         results = measure(workloads, thread_counts, args.ops, args.repeats,
                           progress=lambda done, total: print(f"  [{suite}] repeat {done}/{total}", file=sys.stderr))
         print()
-        print(f"{suite}: {'workload':<26} {'threads':>7} {'Mops/s':>9} {'vs baseline':>12}   (min-max Mops/s)")
+        print(f"{suite}: {'workload':<26} {'threads':>7} {'Mops/s':>9}   {'(min-max Mops/s)':<17}  vs baseline")
         for w in workloads:
             for t in thread_counts:
                 r = results[(w.name, t)]
-                ratio = ""
-                if w.baseline:
-                    ratio = f"{r.median / results[(w.baseline, t)].median:.2f}x"
+                ratio = ", ".join(f"{r.median / results[(b, t)].median:.2f}x {b}" for b in w.baseline)
                 spread = f"({min(r.ops_per_s) / 1e6:.2f}-{max(r.ops_per_s) / 1e6:.2f})"
-                print(f"{'':{len(suite) + 2}}{w.name:<26} {t:>7} {r.median / 1e6:>9.2f} {ratio:>12}   {spread}")
+                print(f"{'':{len(suite) + 2}}{w.name:<26} {t:>7} {r.median / 1e6:>9.2f}   {spread:<17}  {ratio}")
     return 0
 
 

@@ -11,7 +11,7 @@ from ft_utils.bench.harness import Workload
 from ft_utils.concurrency import AtomicInt64, AtomicReference
 
 
-def _lock_setup(threads):
+def _lock_setup(threads, ops):
     return {"lock": threading.Lock(), "counter": [0]}
 
 
@@ -26,7 +26,7 @@ def _lock_verify(state, threads, ops):
     assert state["counter"][0] == threads * ops, "lock-protected counter lost increments"
 
 
-def _incr_setup(threads):
+def _incr_setup(threads, ops):
     return AtomicInt64(0)
 
 
@@ -40,7 +40,7 @@ def _incr_verify(state, threads, ops):
     assert state.get() == threads * ops, f"AtomicInt64 lost increments: {state.get()} != {threads * ops}"
 
 
-def _cas_setup(threads):
+def _cas_setup(threads, ops):
     return AtomicReference(0)
 
 

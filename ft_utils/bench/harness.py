@@ -8,15 +8,20 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Workload:
-    """One thing to measure. ``setup(threads)`` returns a state; ``worker(state, index,
-    ops)`` does ``ops`` operations in one thread; ``verify(state, threads, ops)`` raises
-    AssertionError if the result is wrong."""
+    """One thing to measure. ``setup(threads, ops)`` returns a state (untimed);
+    ``worker(state, index, ops)`` does ``ops`` operations in one thread; ``verify(state,
+    threads, ops)`` raises AssertionError if the result is wrong. ``baseline`` names the
+    workload(s) this one is compared with; empty for a baseline."""
 
     name: str
     setup: object
     worker: object
     verify: object
-    baseline: str = ""  # name of the workload this one is compared with ("" = is a baseline)
+    baseline: tuple = ()
+
+    def __post_init__(self):
+        if isinstance(self.baseline, str):
+            self.baseline = (self.baseline,) if self.baseline else ()
 
 
 @dataclass
@@ -32,7 +37,7 @@ class Result:
 
 def run_once(workload: Workload, threads: int, ops: int) -> float:
     """Runs ``threads`` threads of ``ops`` operations each; returns total ops/s."""
-    state = workload.setup(threads)
+    state = workload.setup(threads, ops)
     barrier = threading.Barrier(threads + 1)
     starts = [0.0] * threads
     ends = [0.0] * threads

@@ -5,5 +5,7 @@ same C core as the native extension (see cffi_build.py). Same API as ft_utils._n
 from ft_utils.cffi_backend.atomic_flag import AtomicFlag
 from ft_utils.cffi_backend.atomic_int64 import AtomicInt64
 from ft_utils.cffi_backend.atomic_reference import AtomicReference
+from ft_utils.cffi_backend.concurrent_dict import ConcurrentDict
+from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
-__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag"]
+__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag", "ConcurrentDict", "LocalWrapper"]

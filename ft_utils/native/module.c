@@ -21,6 +21,8 @@ static int native_exec(PyObject *module) {
     if (atomic_int64_module_init(module) < 0) return -1;
     if (atomic_reference_module_init(module) < 0) return -1;
     if (atomic_flag_module_init(module) < 0) return -1;
+    if (concurrent_dict_module_init(module) < 0) return -1;
+    if (local_wrapper_module_init(module) < 0) return -1;
     return 0;
 }
 

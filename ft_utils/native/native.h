@@ -35,9 +35,28 @@ typedef struct {
     PyObject *weakreflist;
 } AtomicFlagObject;
 
+/* ConcurrentDict: nshards built-in dicts, each with the lock its writers take (the
+ * shard layout is private to concurrent_dict.c). */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t nshards;
+    union ftu_dict_shard *shards; /* nshards of them, PyMem-allocated */
+    PyObject *weakreflist;
+} ConcurrentDictObject;
+
+/* LocalWrapper: forwards every operation to the object it wraps (never changes). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *wrapped; /* owned, never NULL */
+    vectorcallfunc vectorcall;
+    PyObject *weakreflist;
+} LocalWrapperObject;
+
 extern PyTypeObject AtomicInt64_Type;
 extern PyTypeObject AtomicReference_Type;
 extern PyTypeObject AtomicFlag_Type;
+extern PyTypeObject ConcurrentDict_Type;
+extern PyTypeObject LocalWrapper_Type;
 
 #define AtomicInt64_Check(op) PyObject_TypeCheck(op, &AtomicInt64_Type)
 
@@ -45,6 +64,8 @@ extern PyTypeObject AtomicFlag_Type;
 int atomic_int64_module_init(PyObject *module);
 int atomic_reference_module_init(PyObject *module);
 int atomic_flag_module_init(PyObject *module);
+int concurrent_dict_module_init(PyObject *module);
+int local_wrapper_module_init(PyObject *module);
 
 /* Shared helpers (module.c): ready type and add it to module under its short name; the
  * name of a type without its module, for reprs. */

@@ -33,4 +33,82 @@ typedef char ftu_pylock;
 #define Py_NewRef(obj) (Py_INCREF(obj), (PyObject *)(obj))
 #endif
 
+
+/* A lock that may be held while Python code runs (a key's __eq__), so it must let other
+ * threads run while it waits: PyMutex from 3.13 (it detaches the thread state when it
+ * has to wait, on both builds), a PyThread lock with the GIL released before that. */
+#if PY_VERSION_HEX >= 0x030D0000
+typedef PyMutex ftu_mutex;
+static inline int ftu_mutex_init(ftu_mutex *m) {
+    memset(m, 0, sizeof(*m));
+    return 0;
+}
+static inline void ftu_mutex_lock(ftu_mutex *m) { PyMutex_Lock(m); }
+static inline void ftu_mutex_unlock(ftu_mutex *m) { PyMutex_Unlock(m); }
+static inline void ftu_mutex_fini(ftu_mutex *m) { (void)m; }
+#else
+#include <pythread.h>
+typedef PyThread_type_lock ftu_mutex;
+static inline int ftu_mutex_init(ftu_mutex *m) {
+    *m = PyThread_allocate_lock();
+    if (*m == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+static inline void ftu_mutex_lock(ftu_mutex *m) {
+    if (!PyThread_acquire_lock(*m, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(*m, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+}
+static inline void ftu_mutex_unlock(ftu_mutex *m) { PyThread_release_lock(*m); }
+static inline void ftu_mutex_fini(ftu_mutex *m) {
+    if (*m != NULL) PyThread_free_lock(*m);
+    *m = NULL;
+}
+#endif
+
+/* Dict functions that return strong references arrived in 3.13. Under the GIL a
+ * borrowed reference increfed at once is just as safe. */
+#if PY_VERSION_HEX < 0x030D0000
+static inline int PyDict_GetItemRef(PyObject *mp, PyObject *key, PyObject **result) {
+    PyObject *item = PyDict_GetItemWithError(mp, key);
+    if (item != NULL) {
+        *result = Py_NewRef(item);
+        return 1;
+    }
+    *result = NULL;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static inline int PyDict_SetDefaultRef(PyObject *mp, PyObject *key, PyObject *default_value,
+                                       PyObject **result) {
+    PyObject *item = PyDict_GetItemWithError(mp, key);
+    if (item != NULL) {
+        *result = Py_NewRef(item);
+        return 1;
+    }
+    *result = NULL;
+    if (PyErr_Occurred() || PyDict_SetItem(mp, key, default_value) < 0) return -1;
+    *result = Py_NewRef(default_value);
+    return 0;
+}
+
+static inline int PyDict_Pop(PyObject *mp, PyObject *key, PyObject **result) {
+    PyObject *item = PyDict_GetItemWithError(mp, key);
+    *result = NULL;
+    if (item == NULL) return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(item);
+    if (PyDict_DelItem(mp, key) < 0) {
+        Py_DECREF(item);
+        return -1;
+    }
+    *result = item;
+    return 1;
+}
+#endif
+
 #endif /* FTU_PYCOMPAT_H */

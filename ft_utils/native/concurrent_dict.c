@@ -1,0 +1,579 @@
+/*
+ * ConcurrentDict: a dict split into `scaling` shards by key hash.
+ *
+ * Each shard is a built-in dict plus a lock. Reads (d[k], get, in) take no lock of ours:
+ * on the free-threaded build a dict lookup is already lock-free and returns a strong
+ * reference. Every write to a shard happens under that shard's lock, so writes to
+ * different shards run in parallel, and the compound operations (setdefault, pop,
+ * compare_and_set, compare_and_delete) are atomic with respect to every other write.
+ *
+ * Why our own lock and not a critical section on the shard dict: the dict functions we
+ * call take that critical section themselves, and 3.13 does not support nesting one on
+ * the same object (the inner one suspends the outer, which would break atomicity). Our
+ * lock is recursive for its owner thread, because replacing or deleting a value may run
+ * that value's __del__ or a weakref callback, which may write to this same dict.
+ */
+#include "native.h"
+
+#include <stdatomic.h>
+
+#define DEFAULT_SCALING 17
+#define MAX_SCALING 65536
+
+/* One shard, on its own cache line so that writers of neighbouring shards do not
+ * contend for the line. */
+union ftu_dict_shard {
+    struct {
+        PyObject *dict;              /* owned; never replaced while the object lives */
+        ftu_mutex lock;              /* held by every write to dict */
+        _Atomic(uintptr_t) owner;    /* thread holding lock, 0 when free */
+        Py_ssize_t depth;            /* times the owner holds it */
+    } s;
+    char pad[64];
+};
+typedef union ftu_dict_shard ftu_dict_shard;
+
+static inline ConcurrentDictObject *as_cd(PyObject *op) { return (ConcurrentDictObject *)op; }
+
+static inline ftu_dict_shard *shards(ConcurrentDictObject *self) { return self->shards; }
+
+/* Multiply-shift instead of a modulo (a 64-bit division costs more than the rest of a
+ * lookup). The multiplier mixes every bit of the hash into the top 32, so int keys
+ * 0, 1, 2, ... spread over all shards; the shard's dict then indexes by the low bits. */
+static inline ftu_dict_shard *shard_of(ConcurrentDictObject *self, Py_hash_t hash) {
+    uint64_t mixed = ((uint64_t)hash * UINT64_C(0x9E3779B97F4A7C15)) >> 32;
+    return &shards(self)[(mixed * (uint64_t)self->nshards) >> 32];
+}
+
+/* The shard that holds key, or NULL with the error of key's __hash__. */
+static inline ftu_dict_shard *shard_for_key(ConcurrentDictObject *self, PyObject *key) {
+    Py_hash_t hash = PyObject_Hash(key);
+    return hash == -1 ? NULL : shard_of(self, hash);
+}
+
+/* The identity of the running thread, cheaply: on 3.13 the same inline function the
+ * reference counting of the free-threaded build uses. */
+static inline uintptr_t thread_id(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return _Py_ThreadId();
+#else
+    return (uintptr_t)PyThreadState_Get();
+#endif
+}
+
+/* Recursive: a write may decref a value whose __del__ (or weakref callback) writes to
+ * the same shard from the same thread; that write goes through instead of waiting for
+ * the lock its own thread holds. */
+static void shard_lock(ftu_dict_shard *shard) {
+    uintptr_t me = thread_id();
+    if (atomic_load_explicit(&shard->s.owner, memory_order_relaxed) == me) {
+        shard->s.depth++;
+        return;
+    }
+    ftu_mutex_lock(&shard->s.lock);
+    atomic_store_explicit(&shard->s.owner, me, memory_order_relaxed);
+    shard->s.depth = 1;
+}
+
+static void shard_unlock(ftu_dict_shard *shard) {
+    if (--shard->s.depth > 0) return;
+    atomic_store_explicit(&shard->s.owner, 0, memory_order_relaxed);
+    ftu_mutex_unlock(&shard->s.lock);
+}
+
+static void set_key_error(PyObject *key) {
+    PyObject *args = PyTuple_Pack(1, key); /* so a tuple key is not taken as the args */
+    if (args != NULL) {
+        PyErr_SetObject(PyExc_KeyError, args);
+        Py_DECREF(args);
+    }
+}
+
+/* ---- life cycle ----------------------------------------------------------------------- */
+
+static ConcurrentDictObject *alloc_dict(PyTypeObject *type, Py_ssize_t nshards, int with_dicts) {
+    ConcurrentDictObject *self = (ConcurrentDictObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->shards = PyMem_Calloc((size_t)nshards, sizeof(ftu_dict_shard));
+    if (self->shards == NULL) {
+        Py_DECREF(self);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nshards; i++) {
+        ftu_dict_shard *shard = &self->shards[i];
+        if (ftu_mutex_init(&shard->s.lock) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->nshards = i + 1; /* dealloc finalises exactly the shards initialised */
+        if (with_dicts && (shard->s.dict = PyDict_New()) == NULL) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return self;
+}
+
+static PyObject *ConcurrentDict_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"scaling", NULL};
+    PyObject *scaling_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:ConcurrentDict", kwlist, &scaling_obj)) return NULL;
+    Py_ssize_t scaling = DEFAULT_SCALING;
+    if (scaling_obj != NULL) {
+        if (PyBool_Check(scaling_obj) || !PyIndex_Check(scaling_obj)) {
+            PyErr_Format(PyExc_TypeError, "ConcurrentDict() scaling must be an int, not %.200s",
+                         Py_TYPE(scaling_obj)->tp_name);
+            return NULL;
+        }
+        scaling = PyNumber_AsSsize_t(scaling_obj, NULL);
+        if (scaling == -1 && PyErr_Occurred()) return NULL;
+        if (scaling < 1 || scaling > MAX_SCALING) {
+            PyErr_Format(PyExc_ValueError, "ConcurrentDict() scaling must be between 1 and %d, not %zd",
+                         MAX_SCALING, scaling);
+            return NULL;
+        }
+    }
+    return (PyObject *)alloc_dict(type, scaling, 1);
+}
+
+static int ConcurrentDict_traverse(PyObject *op, visitproc visit, void *arg) {
+    ConcurrentDictObject *self = as_cd(op);
+    for (Py_ssize_t i = 0; i < self->nshards; i++) Py_VISIT(shards(self)[i].s.dict);
+    return 0;
+}
+
+/* Only the collector calls this, on an unreachable object: no thread is inside one of
+ * its methods, so the shard locks are free and not needed. */
+static int ConcurrentDict_clear(PyObject *op) {
+    ConcurrentDictObject *self = as_cd(op);
+    for (Py_ssize_t i = 0; i < self->nshards; i++) {
+        if (shards(self)[i].s.dict != NULL) PyDict_Clear(shards(self)[i].s.dict);
+    }
+    return 0;
+}
+
+static void ConcurrentDict_dealloc(PyObject *op) {
+    ConcurrentDictObject *self = as_cd(op);
+    PyTypeObject *type = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    if (self->weakreflist != NULL) PyObject_ClearWeakRefs(op);
+    if (self->shards != NULL) {
+        for (Py_ssize_t i = 0; i < self->nshards; i++) {
+            Py_CLEAR(shards(self)[i].s.dict);
+            ftu_mutex_fini(&shards(self)[i].s.lock);
+        }
+        PyMem_Free(self->shards);
+        self->shards = NULL;
+    }
+    type->tp_free(op);
+}
+
+/* ---- reads (lock-free) ------------------------------------------------------------------ */
+
+static PyObject *ConcurrentDict_subscript(PyObject *op, PyObject *key) {
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
+    if (shard == NULL) return NULL;
+    PyObject *value;
+    int found = PyDict_GetItemRef(shard->s.dict, key, &value);
+    if (found == 0) set_key_error(key);
+    return value;
+}
+
+static int ConcurrentDict_contains(PyObject *op, PyObject *key) {
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
+    return shard == NULL ? -1 : PyDict_Contains(shard->s.dict, key);
+}
+
+static Py_ssize_t ConcurrentDict_length(PyObject *op) {
+    ConcurrentDictObject *self = as_cd(op);
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < self->nshards; i++) total += PyDict_Size(shards(self)[i].s.dict);
+    return total;
+}
+
+static PyObject *ConcurrentDict_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), args[0]);
+    if (shard == NULL) return NULL;
+    PyObject *value;
+    int found = PyDict_GetItemRef(shard->s.dict, args[0], &value);
+    if (found == 0) return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+    return value;
+}
+
+/* ---- writes (under the shard lock) ------------------------------------------------------ */
+
+static int ConcurrentDict_ass_subscript(PyObject *op, PyObject *key, PyObject *value) {
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
+    if (shard == NULL) return -1;
+    shard_lock(shard);
+    int result;
+    if (value != NULL) {
+        result = PyDict_SetItem(shard->s.dict, key, value);
+    } else {
+        result = PyDict_DelItem(shard->s.dict, key);
+    }
+    shard_unlock(shard);
+    return result;
+}
+
+static PyObject *ConcurrentDict_pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "pop expected 1 or 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *key = args[0];
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
+    if (shard == NULL) return NULL;
+    shard_lock(shard);
+    PyObject *value;
+    int found = PyDict_Pop(shard->s.dict, key, &value); /* value: ours, released by the caller */
+    shard_unlock(shard);
+    if (found == 0) {
+        if (nargs == 2) return Py_NewRef(args[1]);
+        set_key_error(key);
+    }
+    return value;
+}
+
+static PyObject *ConcurrentDict_setdefault(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "setdefault expected 1 or 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *key = args[0], *default_value = nargs == 2 ? args[1] : Py_None;
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
+    if (shard == NULL) return NULL;
+    PyObject *value;
+    /* Lock-free fast path: most calls find the key. */
+    int found = PyDict_GetItemRef(shard->s.dict, key, &value);
+    if (found != 0) return value;
+    shard_lock(shard);
+    PyDict_SetDefaultRef(shard->s.dict, key, default_value, &value);
+    shard_unlock(shard);
+    return value;
+}
+
+static PyObject *ConcurrentDict_compare_and_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "compare_and_set expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *key = args[0], *expected = args[1], *value = args[2];
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
+    if (shard == NULL) return NULL;
+    shard_lock(shard);
+    PyObject *current;
+    int result = PyDict_GetItemRef(shard->s.dict, key, &current);
+    if (result > 0) {
+        result = current == expected;
+        if (result && PyDict_SetItem(shard->s.dict, key, value) < 0) result = -1;
+    }
+    shard_unlock(shard);
+    Py_XDECREF(current);
+    return result < 0 ? NULL : PyBool_FromLong(result);
+}
+
+static PyObject *ConcurrentDict_compare_and_delete(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "compare_and_delete expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *key = args[0], *expected = args[1];
+    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
+    if (shard == NULL) return NULL;
+    shard_lock(shard);
+    PyObject *current;
+    int result = PyDict_GetItemRef(shard->s.dict, key, &current);
+    if (result > 0) {
+        result = current == expected;
+        if (result && PyDict_DelItem(shard->s.dict, key) < 0) result = -1;
+    }
+    shard_unlock(shard);
+    Py_XDECREF(current);
+    return result < 0 ? NULL : PyBool_FromLong(result);
+}
+
+static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    ConcurrentDictObject *self = as_cd(op);
+    for (Py_ssize_t i = 0; i < self->nshards; i++) {
+        ftu_dict_shard *shard = &shards(self)[i];
+        shard_lock(shard);
+        PyDict_Clear(shard->s.dict);
+        shard_unlock(shard);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- whole-dict operations ------------------------------------------------------------- */
+
+static int is_concurrent_dict(PyObject *op) { return PyObject_TypeCheck(op, &ConcurrentDict_Type); }
+
+static PyObject *ConcurrentDict_as_dict(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    ConcurrentDictObject *self = as_cd(op);
+    PyObject *result = PyDict_New();
+    if (result == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->nshards; i++) {
+        /* A dict-to-dict update copies the shard as it is at one instant. */
+        if (PyDict_Update(result, shards(self)[i].s.dict) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    return result;
+}
+
+static int set_all(PyObject *op, PyObject *items_dict) {
+    PyObject *items = PyDict_Items(items_dict);
+    if (items == NULL) return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        if (ConcurrentDict_ass_subscript(op, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
+            Py_DECREF(items);
+            return -1;
+        }
+    }
+    Py_DECREF(items);
+    return 0;
+}
+
+static PyObject *ConcurrentDict_update(PyObject *op, PyObject *args, PyObject *kwargs) {
+    if (PyTuple_GET_SIZE(args) > 1) {
+        PyErr_Format(PyExc_TypeError, "update expected at most 1 positional argument, got %zd",
+                     PyTuple_GET_SIZE(args));
+        return NULL;
+    }
+    PyObject *source;
+    if (PyTuple_GET_SIZE(args) == 1 && is_concurrent_dict(PyTuple_GET_ITEM(args, 0))) {
+        source = ConcurrentDict_as_dict(PyTuple_GET_ITEM(args, 0), NULL);
+        if (source != NULL && kwargs != NULL && PyDict_Update(source, kwargs) < 0) Py_CLEAR(source);
+    } else {
+        /* dict(...) accepts exactly what dict.update accepts, with the same errors, and
+         * fails before anything is stored here if an element or a hash is bad. */
+        source = PyObject_Call((PyObject *)&PyDict_Type, args, kwargs);
+    }
+    if (source == NULL) return NULL;
+    int result = set_all(op, source);
+    Py_DECREF(source);
+    if (result < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *ConcurrentDict_copy(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    ConcurrentDictObject *self = as_cd(op);
+    ConcurrentDictObject *copy = alloc_dict(&ConcurrentDict_Type, self->nshards, 0);
+    if (copy == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->nshards; i++) {
+        /* Same shard count, so every key belongs to the same shard in the copy. */
+        if ((shards(copy)[i].s.dict = PyDict_Copy(shards(self)[i].s.dict)) == NULL) {
+            Py_DECREF(copy);
+            return NULL;
+        }
+    }
+    return (PyObject *)copy;
+}
+
+typedef PyObject *(*shard_snapshot)(PyObject *dict);
+
+static PyObject *snapshot_list(PyObject *op, shard_snapshot snapshot) {
+    ConcurrentDictObject *self = as_cd(op);
+    PyObject *result = PyList_New(0);
+    if (result == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->nshards; i++) {
+        PyObject *part = snapshot(shards(self)[i].s.dict);
+        if (part == NULL || PyList_SetSlice(result, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, part) < 0) {
+            Py_XDECREF(part);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(part);
+    }
+    return result;
+}
+
+static PyObject *ConcurrentDict_keys(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    return snapshot_list(op, PyDict_Keys);
+}
+
+static PyObject *ConcurrentDict_values(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    return snapshot_list(op, PyDict_Values);
+}
+
+static PyObject *ConcurrentDict_items(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    return snapshot_list(op, PyDict_Items);
+}
+
+static PyObject *ConcurrentDict_richcompare(PyObject *op, PyObject *other, int opid) {
+    if ((opid != Py_EQ && opid != Py_NE) || !(PyDict_Check(other) || is_concurrent_dict(other))) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *mine = ConcurrentDict_as_dict(op, NULL);
+    if (mine == NULL) return NULL;
+    PyObject *theirs = is_concurrent_dict(other) ? ConcurrentDict_as_dict(other, NULL) : Py_NewRef(other);
+    PyObject *result = theirs == NULL ? NULL : PyObject_RichCompare(mine, theirs, opid);
+    Py_DECREF(mine);
+    Py_XDECREF(theirs);
+    return result;
+}
+
+static PyObject *ConcurrentDict_repr(PyObject *op) {
+    const char *name = ftu_type_name(Py_TYPE(op));
+    int busy = Py_ReprEnter(op);
+    if (busy != 0) return busy > 0 ? PyUnicode_FromFormat("%s({...})", name) : NULL;
+    PyObject *snapshot = ConcurrentDict_as_dict(op, NULL);
+    PyObject *result = snapshot == NULL ? NULL : PyUnicode_FromFormat("%s(%R)", name, snapshot);
+    Py_XDECREF(snapshot);
+    Py_ReprLeave(op);
+    return result;
+}
+
+static PyObject *ConcurrentDict_reduce(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    PyObject *items = ConcurrentDict_items(op, NULL);
+    if (items == NULL) return NULL;
+    PyObject *iterator = PyObject_GetIter(items);
+    Py_DECREF(items);
+    if (iterator == NULL) return NULL;
+    return Py_BuildValue("O(n)OON", (PyObject *)Py_TYPE(op), as_cd(op)->nshards, Py_None, Py_None, iterator);
+}
+
+static PyObject *ConcurrentDict_get_scaling(PyObject *op, void *Py_UNUSED(closure)) {
+    return PyLong_FromSsize_t(as_cd(op)->nshards);
+}
+
+/* ---- iteration: one shard snapshot at a time -------------------------------------------- */
+
+/* Iterator over the keys of a ConcurrentDict: walks the shards in order and takes a
+ * snapshot of each shard's keys when it reaches it, so writes by other threads never
+ * break it (weakly consistent: a key present throughout is seen exactly once). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *dict;     /* the ConcurrentDict, owned */
+    Py_ssize_t shard;   /* index of the shard the snapshot came from */
+    PyObject *snapshot; /* list of that shard's keys, owned, or NULL */
+    Py_ssize_t pos;     /* next index in snapshot */
+} ConcurrentDictIteratorObject;
+
+static PyTypeObject ConcurrentDictIterator_Type;
+
+static PyObject *ConcurrentDict_iter(PyObject *op) {
+    ConcurrentDictIteratorObject *it = PyObject_GC_New(ConcurrentDictIteratorObject, &ConcurrentDictIterator_Type);
+    if (it == NULL) return NULL;
+    it->dict = Py_NewRef(op);
+    it->shard = -1;
+    it->snapshot = NULL;
+    it->pos = 0;
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+static PyObject *ConcurrentDictIterator_next(PyObject *op) {
+    ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
+    if (it->dict == NULL) return NULL;
+    ConcurrentDictObject *self = as_cd(it->dict);
+    while (it->snapshot == NULL || it->pos >= PyList_GET_SIZE(it->snapshot)) {
+        Py_CLEAR(it->snapshot);
+        if (++it->shard >= self->nshards) {
+            Py_CLEAR(it->dict);
+            return NULL;
+        }
+        it->snapshot = PyDict_Keys(shards(self)[it->shard].s.dict);
+        it->pos = 0;
+        if (it->snapshot == NULL) return NULL;
+    }
+    return Py_NewRef(PyList_GET_ITEM(it->snapshot, it->pos++));
+}
+
+static int ConcurrentDictIterator_traverse(PyObject *op, visitproc visit, void *arg) {
+    ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
+    Py_VISIT(it->dict);
+    Py_VISIT(it->snapshot);
+    return 0;
+}
+
+static void ConcurrentDictIterator_dealloc(PyObject *op) {
+    ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
+    PyObject_GC_UnTrack(op);
+    Py_XDECREF(it->dict);
+    Py_XDECREF(it->snapshot);
+    PyObject_GC_Del(op);
+}
+
+static PyTypeObject ConcurrentDictIterator_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ft_utils.concurrency.ConcurrentDictIterator",
+    .tp_basicsize = sizeof(ConcurrentDictIteratorObject),
+    .tp_dealloc = ConcurrentDictIterator_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .tp_traverse = ConcurrentDictIterator_traverse,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = ConcurrentDictIterator_next,
+};
+
+/* ---- type ------------------------------------------------------------------------------- */
+
+static PyMappingMethods ConcurrentDict_as_mapping = {
+    .mp_length = ConcurrentDict_length,
+    .mp_subscript = ConcurrentDict_subscript,
+    .mp_ass_subscript = ConcurrentDict_ass_subscript,
+};
+
+static PySequenceMethods ConcurrentDict_as_sequence = {
+    .sq_contains = ConcurrentDict_contains,
+};
+
+static PyMethodDef ConcurrentDict_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))ConcurrentDict_get, METH_FASTCALL, DOC_ConcurrentDict_get},
+    {"pop", (PyCFunction)(void (*)(void))ConcurrentDict_pop, METH_FASTCALL, DOC_ConcurrentDict_pop},
+    {"setdefault", (PyCFunction)(void (*)(void))ConcurrentDict_setdefault, METH_FASTCALL,
+     DOC_ConcurrentDict_setdefault},
+    {"compare_and_set", (PyCFunction)(void (*)(void))ConcurrentDict_compare_and_set, METH_FASTCALL,
+     DOC_ConcurrentDict_compare_and_set},
+    {"compare_and_delete", (PyCFunction)(void (*)(void))ConcurrentDict_compare_and_delete, METH_FASTCALL,
+     DOC_ConcurrentDict_compare_and_delete},
+    {"update", (PyCFunction)(void (*)(void))ConcurrentDict_update, METH_VARARGS | METH_KEYWORDS,
+     DOC_ConcurrentDict_update},
+    {"clear", ConcurrentDict_clear_method, METH_NOARGS, DOC_ConcurrentDict_clear},
+    {"copy", ConcurrentDict_copy, METH_NOARGS, DOC_ConcurrentDict_copy},
+    {"as_dict", ConcurrentDict_as_dict, METH_NOARGS, DOC_ConcurrentDict_as_dict},
+    {"keys", ConcurrentDict_keys, METH_NOARGS, DOC_ConcurrentDict_keys},
+    {"values", ConcurrentDict_values, METH_NOARGS, DOC_ConcurrentDict_values},
+    {"items", ConcurrentDict_items, METH_NOARGS, DOC_ConcurrentDict_items},
+    {"__reduce__", ConcurrentDict_reduce, METH_NOARGS, "Pickle and copy support."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef ConcurrentDict_getset[] = {
+    {"scaling", ConcurrentDict_get_scaling, NULL, DOC_ConcurrentDict_scaling, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject ConcurrentDict_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ft_utils.concurrency.ConcurrentDict",
+    .tp_basicsize = sizeof(ConcurrentDictObject),
+    .tp_dealloc = ConcurrentDict_dealloc,
+    .tp_repr = ConcurrentDict_repr,
+    .tp_as_sequence = &ConcurrentDict_as_sequence,
+    .tp_as_mapping = &ConcurrentDict_as_mapping,
+    .tp_hash = PyObject_HashNotImplemented,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = DOC_ConcurrentDict,
+    .tp_traverse = ConcurrentDict_traverse,
+    .tp_clear = ConcurrentDict_clear,
+    .tp_richcompare = ConcurrentDict_richcompare,
+    .tp_weaklistoffset = offsetof(ConcurrentDictObject, weakreflist),
+    .tp_iter = ConcurrentDict_iter,
+    .tp_methods = ConcurrentDict_methods,
+    .tp_getset = ConcurrentDict_getset,
+    .tp_new = ConcurrentDict_new,
+};
+
+int concurrent_dict_module_init(PyObject *module) {
+    if (PyType_Ready(&ConcurrentDictIterator_Type) < 0) return -1;
+    return ftu_add_type(module, &ConcurrentDict_Type);
+}

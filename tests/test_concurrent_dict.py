@@ -1,0 +1,652 @@
+"""ConcurrentDict on every backend: dict behaviour, errors, atomic compound operations,
+GC and weakrefs, a hypothesis state machine against a plain dict, and threads."""
+
+import copy
+import gc
+import pickle
+import weakref
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from threading_helpers import run_threads
+
+
+class Obj:
+    """A value that can be weakly referenced and put in cycles."""
+
+    def __init__(self, name=""):
+        self.name = name
+
+    def __repr__(self):
+        return f"Obj({self.name!r})"
+
+
+class BadHash:
+    def __hash__(self):
+        raise ZeroDivisionError("hash failed")
+
+
+class Collides:
+    """Keys that all share one hash; comparing with a raising one raises."""
+
+    def __init__(self, name, raises=False):
+        self.name, self.raises = name, raises
+
+    def __hash__(self):
+        return 42
+
+    def __eq__(self, other):
+        if self.raises or getattr(other, "raises", False):
+            raise ArithmeticError("eq failed")
+        return isinstance(other, Collides) and self.name == other.name
+
+
+# ---- construction ------------------------------------------------------------------------
+
+
+def test_scaling(backend):
+    assert backend.ConcurrentDict().scaling == 17
+    assert backend.ConcurrentDict(4).scaling == 4
+    assert backend.ConcurrentDict(scaling=1).scaling == 1
+
+
+@pytest.mark.parametrize("bad", ["4", 2.0, None, True, [3]])
+def test_scaling_of_wrong_type(backend, bad):
+    with pytest.raises(TypeError, match="scaling must be an int"):
+        backend.ConcurrentDict(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65537, 2**70])
+def test_scaling_out_of_range(backend, bad):
+    with pytest.raises((ValueError, OverflowError), match="scaling"):
+        backend.ConcurrentDict(bad)
+
+
+def test_spec_example(backend):
+    d = backend.ConcurrentDict()
+    d["key"] = "value"
+    assert d["key"] == "value"
+    assert "key" in d
+    del d["key"]
+    assert "key" not in d
+
+
+# ---- single operations ---------------------------------------------------------------------
+
+
+def test_item_access(backend):
+    d = backend.ConcurrentDict(3)
+    for i in range(100):
+        d[i] = str(i)
+    assert len(d) == 100 and bool(d)
+    assert all(d[i] == str(i) for i in range(100))
+    d[5] = "five"
+    assert d[5] == "five" and len(d) == 100
+    del d[5]
+    assert 5 not in d and len(d) == 99
+    assert not backend.ConcurrentDict()
+
+
+def test_missing_key_raises_key_error_with_the_key(backend):
+    d = backend.ConcurrentDict()
+    for key in ["absent", (1, 2), ()]:
+        with pytest.raises(KeyError) as info:
+            d[key]
+        assert info.value.args == (key,)
+        with pytest.raises(KeyError) as info:
+            del d[key]
+        assert info.value.args == (key,)
+
+
+def test_equal_keys_of_different_types_are_one_key(backend):
+    d = backend.ConcurrentDict()
+    d[1] = "int"
+    d[1.0] = "float"
+    d[True] = "bool"
+    assert len(d) == 1 and d[1] == "bool"
+
+
+def test_get(backend):
+    d = backend.ConcurrentDict()
+    d["a"] = 1
+    assert d.get("a") == 1
+    assert d.get("b") is None
+    assert d.get("b", 7) == 7
+    with pytest.raises(TypeError):
+        d.get()
+    with pytest.raises(TypeError):
+        d.get("a", 1, 2)
+
+
+def test_pop(backend):
+    d = backend.ConcurrentDict()
+    d["a"] = 1
+    assert d.pop("a") == 1
+    assert "a" not in d
+    assert d.pop("a", "default") == "default"
+    with pytest.raises(KeyError) as info:
+        d.pop("a")
+    assert info.value.args == ("a",)
+    with pytest.raises(TypeError):
+        d.pop()
+    with pytest.raises(TypeError):
+        d.pop("a", 1, 2)
+
+
+def test_setdefault(backend):
+    d = backend.ConcurrentDict()
+    assert d.setdefault("a") is None and "a" in d
+    assert d.setdefault("b", 2) == 2
+    assert d.setdefault("b", 3) == 2
+    assert d["b"] == 2
+
+
+def test_compare_and_set_is_by_identity(backend):
+    d = backend.ConcurrentDict()
+    first, equal = [1], [1]
+    d["k"] = first
+    assert d.compare_and_set("k", equal, "x") is False  # equal but not the same object
+    assert d["k"] is first
+    assert d.compare_and_set("k", first, "x") is True
+    assert d["k"] == "x"
+    assert d.compare_and_set("absent", None, 1) is False
+    assert "absent" not in d
+    with pytest.raises(TypeError):
+        d.compare_and_set("k", "x")
+
+
+def test_compare_and_delete(backend):
+    d = backend.ConcurrentDict()
+    value = Obj()
+    d["k"] = value
+    assert d.compare_and_delete("k", Obj()) is False
+    assert d.compare_and_delete("k", value) is True
+    assert "k" not in d
+    assert d.compare_and_delete("k", value) is False
+
+
+def test_update_accepts_what_dict_update_accepts(backend):
+    d = backend.ConcurrentDict()
+    d.update({"a": 1})
+    d.update([("b", 2), ["c", 3]])
+    d.update(d=4)
+    d.update({"e": 5}, f=6)
+    other = backend.ConcurrentDict()
+    other["g"] = 7
+    d.update(other, h=8)
+    d.update()
+    assert d.as_dict() == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8}
+
+
+@pytest.mark.parametrize("bad, error", [([1], TypeError), ([(1, 2, 3)], ValueError), (5, TypeError)])
+def test_update_with_bad_input_changes_nothing(backend, bad, error):
+    d = backend.ConcurrentDict()
+    d["kept"] = 1
+    with pytest.raises(error):
+        d.update([("a", 1), *bad] if isinstance(bad, list) else bad)
+    assert d.as_dict() == {"kept": 1}
+    with pytest.raises(TypeError):
+        d.update({}, {})
+
+
+def test_clear(backend):
+    d = backend.ConcurrentDict()
+    d.update((i, i) for i in range(50))
+    d.clear()
+    assert len(d) == 0 and d.as_dict() == {}
+
+
+# ---- bad keys ------------------------------------------------------------------------------
+
+KEYED_OPERATIONS = {
+    "getitem": lambda d, k: d[k],
+    "setitem": lambda d, k: d.__setitem__(k, 1),
+    "delitem": lambda d, k: d.__delitem__(k),
+    "contains": lambda d, k: k in d,
+    "get": lambda d, k: d.get(k),
+    "pop": lambda d, k: d.pop(k, None),
+    "setdefault": lambda d, k: d.setdefault(k, 1),
+    "compare_and_set": lambda d, k: d.compare_and_set(k, None, 1),
+    "compare_and_delete": lambda d, k: d.compare_and_delete(k, None),
+}
+
+
+@pytest.mark.parametrize("operation", KEYED_OPERATIONS)
+def test_unhashable_key_is_a_type_error(backend, operation):
+    d = backend.ConcurrentDict()
+    d["a"] = 1
+    with pytest.raises(TypeError, match="unhashable"):
+        KEYED_OPERATIONS[operation](d, ["a", "list"])
+    assert d.as_dict() == {"a": 1}
+
+
+@pytest.mark.parametrize("operation", KEYED_OPERATIONS)
+def test_key_whose_hash_raises(backend, operation):
+    d = backend.ConcurrentDict()
+    d["a"] = 1
+    with pytest.raises(ZeroDivisionError, match="hash failed"):
+        KEYED_OPERATIONS[operation](d, BadHash())
+    assert d.as_dict() == {"a": 1}
+
+
+@pytest.mark.parametrize("operation", KEYED_OPERATIONS)
+def test_key_whose_eq_raises(backend, operation):
+    d = backend.ConcurrentDict()
+    stored = Collides("stored")
+    d[stored] = 1
+    with pytest.raises(ArithmeticError, match="eq failed"):
+        KEYED_OPERATIONS[operation](d, Collides("probe", raises=True))
+    assert d.as_dict() == {stored: 1}
+
+
+# ---- whole-dict operations -----------------------------------------------------------------
+
+
+def test_iteration_and_snapshots(backend):
+    d = backend.ConcurrentDict(5)
+    expected = {i: i * i for i in range(200)}
+    d.update(expected)
+    assert sorted(d) == sorted(expected)
+    assert sorted(d.keys()) == sorted(expected)
+    assert sorted(d.values()) == sorted(expected.values())
+    assert sorted(d.items()) == sorted(expected.items())
+    assert isinstance(d.keys(), list)
+    assert d.as_dict() == expected and type(d.as_dict()) is dict
+
+
+def test_writing_while_iterating_never_fails(backend):
+    """Weakly consistent iteration: keys present throughout are seen exactly once, and
+    inserting or deleting during the loop is not an error."""
+    d = backend.ConcurrentDict(4)
+    stable = list(range(100))
+    doomed = list(range(200, 300))
+    d.update((k, k) for k in stable + doomed)
+    seen = []
+    for key in d:
+        seen.append(key)
+        if len(seen) <= 100:
+            d[("new", key)] = key  # inserts
+            d.pop(doomed[len(seen) - 1], None)  # deletes
+    assert len(seen) == len(set(seen)), "a key was seen twice"
+    assert set(stable) <= set(seen)
+    assert len(d) == 200
+
+
+def test_copy(backend):
+    d = backend.ConcurrentDict(6)
+    d.update(a=[1], b=2)
+    c = d.copy()
+    assert type(c) is backend.ConcurrentDict and c.scaling == 6
+    assert c == d and c["a"] is d["a"]
+    c["z"] = 0
+    assert "z" not in d
+
+
+def test_equality(backend):
+    d = backend.ConcurrentDict()
+    d.update(a=1, b=2)
+    assert d == {"a": 1, "b": 2} and {"a": 1, "b": 2} == d
+    assert d != {"a": 1}
+    other = backend.ConcurrentDict(3)
+    other.update(b=2, a=1)
+    assert d == other and not d != other
+    assert d != [("a", 1), ("b", 2)]
+    assert (d == 5) is False
+
+
+def test_unhashable(backend):
+    with pytest.raises(TypeError):
+        hash(backend.ConcurrentDict())
+
+
+def test_repr(backend):
+    d = backend.ConcurrentDict()
+    assert repr(d) == "ConcurrentDict({})"
+    d["a"] = 1
+    assert repr(d) == "ConcurrentDict({'a': 1})"
+    d["self"] = d
+    assert repr(d) in ("ConcurrentDict({'a': 1, 'self': ConcurrentDict({...})})",
+                       "ConcurrentDict({'self': ConcurrentDict({...}), 'a': 1})")
+
+
+def test_copy_module(backend):
+    d = backend.ConcurrentDict(3)
+    d.update(a=1, b=[2])
+    for clone in (copy.copy(d), copy.deepcopy(d)):
+        assert type(clone) is backend.ConcurrentDict and clone == d and clone.scaling == 3
+    assert copy.deepcopy(d)["b"] is not d["b"]
+    assert copy.copy(d)["b"] is d["b"]
+
+
+def test_pickle_through_public_module():
+    from ft_utils.concurrency import ConcurrentDict
+
+    d = ConcurrentDict(5)
+    d.update(a=1, b=(2, 3))
+    clone = pickle.loads(pickle.dumps(d))
+    assert type(clone) is ConcurrentDict and clone == d and clone.scaling == 5
+
+
+def test_generic_alias(backend):
+    alias = backend.ConcurrentDict[str, int]
+    assert alias.__origin__ is backend.ConcurrentDict and alias.__args__ == (str, int)
+
+
+def test_subclass(backend):
+    class Sub(backend.ConcurrentDict):
+        def extra(self):
+            return len(self)
+
+    s = Sub(2)
+    s["a"] = 1
+    assert s.extra() == 1 and isinstance(s, backend.ConcurrentDict)
+    assert repr(s) == "Sub({'a': 1})"
+
+
+# ---- object lifetimes ----------------------------------------------------------------------
+
+
+def test_values_are_released_when_removed(backend):
+    d = backend.ConcurrentDict()
+    removers = {
+        "del": lambda k: d.__delitem__(k),
+        "pop": lambda k: d.pop(k),
+        "overwrite": lambda k: d.__setitem__(k, None),
+        "compare_and_delete": lambda k: d.compare_and_delete(k, d[k]),
+        "compare_and_set": lambda k: d.compare_and_set(k, d[k], None),
+    }
+    for name, remove in removers.items():
+        value = Obj(name)
+        ref = weakref.ref(value)
+        d[name] = value
+        del value
+        remove(name)
+        gc.collect()
+        assert ref() is None, name
+    values = [Obj(i) for i in range(10)]
+    refs = [weakref.ref(v) for v in values]
+    d.update(enumerate(values))
+    del values
+    d.clear()
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_values_are_released_when_the_dict_dies(backend):
+    d = backend.ConcurrentDict()
+    value = Obj()
+    ref = weakref.ref(value)
+    d["k"] = value
+    dict_ref = weakref.ref(d)
+    del value, d
+    gc.collect()
+    assert ref() is None and dict_ref() is None
+
+
+def test_cycle_through_a_value_is_collected(backend):
+    d = backend.ConcurrentDict()
+    value = Obj()
+    value.owner = d
+    d["k"] = value
+    d["self"] = d
+    refs = weakref.ref(d), weakref.ref(value)
+    del d, value
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_destructor_that_writes_to_the_same_dict(backend):
+    """Replacing a value runs its __del__ inside our write; a __del__ that writes to the
+    same dict (even the same shard) must neither deadlock nor fail."""
+    d = backend.ConcurrentDict(1)
+    log = []
+
+    class Writer:
+        def __del__(self):
+            d["written by __del__"] = True
+            log.append(d.pop("victim", None))
+
+    d["victim"] = "v"
+    d["k"] = Writer()
+    d["k"] = "replacement"  # drops the only reference to the Writer
+    gc.collect()
+    assert d["written by __del__"] is True and log == ["v"]
+    assert d["k"] == "replacement"
+
+
+# ---- hypothesis: against a plain dict --------------------------------------------------------
+
+KEYS = st.one_of(st.integers(-3, 12), st.sampled_from(["a", "b", "c"]), st.tuples(st.integers(0, 2)))
+VALUE_POOL = [Obj(i) for i in range(4)] + [None, 0, "text"]
+VALUES = st.sampled_from(VALUE_POOL)
+
+
+def make_machine(backend, scaling):
+    class DictMachine(RuleBasedStateMachine):
+        def __init__(self):
+            super().__init__()
+            self.d = backend.ConcurrentDict(scaling)
+            self.model = {}
+
+        @rule(key=KEYS, value=VALUES)
+        def set(self, key, value):
+            self.d[key] = value
+            self.model[key] = value
+
+        @rule(key=KEYS)
+        def delete(self, key):
+            if key in self.model:
+                del self.d[key]
+                del self.model[key]
+            else:
+                with pytest.raises(KeyError):
+                    del self.d[key]
+
+        @rule(key=KEYS)
+        def lookup(self, key):
+            assert (key in self.d) == (key in self.model)
+            assert self.d.get(key, "missing") is self.model.get(key, "missing")
+            if key not in self.model:
+                with pytest.raises(KeyError):
+                    self.d[key]
+
+        @rule(key=KEYS, default=VALUES)
+        def pop(self, key, default):
+            assert self.d.pop(key, default) is self.model.pop(key, default)
+
+        @rule(key=KEYS, default=VALUES)
+        def setdefault(self, key, default):
+            assert self.d.setdefault(key, default) is self.model.setdefault(key, default)
+
+        @rule(key=KEYS, expected=VALUES, value=VALUES)
+        def compare_and_set(self, key, expected, value):
+            hit = key in self.model and self.model[key] is expected
+            if hit:
+                self.model[key] = value
+            assert self.d.compare_and_set(key, expected, value) is hit
+
+        @rule(key=KEYS, expected=VALUES)
+        def compare_and_delete(self, key, expected):
+            hit = key in self.model and self.model[key] is expected
+            if hit:
+                del self.model[key]
+            assert self.d.compare_and_delete(key, expected) is hit
+
+        @rule(pairs=st.lists(st.tuples(KEYS, VALUES), max_size=5))
+        def update(self, pairs):
+            self.d.update(pairs)
+            self.model.update(pairs)
+
+        @precondition(lambda self: len(self.model) > 10)
+        @rule()
+        def clear(self):
+            self.d.clear()
+            self.model.clear()
+
+        @rule()
+        def copy_is_equal(self):
+            assert self.d.copy() == self.model
+
+        @invariant()
+        def same_contents(self):
+            assert len(self.d) == len(self.model)
+            assert self.d.as_dict() == self.model
+            assert sorted(map(repr, self.d)) == sorted(map(repr, self.model))
+
+    return DictMachine
+
+
+@pytest.mark.parametrize("scaling", [1, 3, 17])
+def test_state_machine_against_dict(backend, scaling):
+    run_state_machine_as_test(make_machine(backend, scaling))
+
+
+# ---- threads -------------------------------------------------------------------------------
+
+THREADS = 8
+
+
+@pytest.mark.stress
+def test_threads_insert_disjoint_keys(backend):
+    """Nothing lost: every thread's keys are all there with its values; len is exact."""
+    d = backend.ConcurrentDict(4)
+    per_thread = 3000
+
+    def insert(index):
+        for i in range(per_thread):
+            d[(index, i)] = index * per_thread + i
+
+    run_threads(THREADS, insert)
+    assert len(d) == THREADS * per_thread
+    assert len(list(d)) == THREADS * per_thread
+    for index in range(THREADS):
+        for i in range(per_thread):
+            assert d[(index, i)] == index * per_thread + i
+
+
+@pytest.mark.stress
+def test_threads_counting_with_compare_and_set_is_exact(backend):
+    """The d[k] += 1 of threaded code, done right: no increment is lost."""
+    d = backend.ConcurrentDict()
+    keys = ["a", "b", "c"]
+    for key in keys:
+        d[key] = 0
+    per_thread = 2000
+
+    def count(index):
+        for i in range(per_thread):
+            key = keys[(index + i) % len(keys)]
+            while True:
+                old = d[key]
+                if d.compare_and_set(key, old, old + 1):
+                    break
+
+    run_threads(THREADS, count)
+    assert sum(d[k] for k in keys) == THREADS * per_thread
+    assert sorted(d[k] for k in keys) == sorted(
+        sum(1 for index in range(THREADS) for i in range(per_thread) if (index + i) % 3 == n) for n in range(3)
+    )
+
+
+@pytest.mark.stress
+def test_threads_setdefault_has_one_winner_per_key(backend):
+    d = backend.ConcurrentDict()
+    keys = range(500)
+
+    def race(index):
+        mine = Obj(index)
+        return [d.setdefault(key, mine) for key in keys]
+
+    results = run_threads(THREADS, race)
+    for key in keys:
+        winners = {id(result[key]) for result in results}
+        assert winners == {id(d[key])}, f"key {key}: callers saw different values"
+
+
+@pytest.mark.stress
+def test_threads_pop_each_key_exactly_once(backend):
+    d = backend.ConcurrentDict()
+    count = 5000
+    d.update((i, i) for i in range(count))
+    missing = object()
+
+    def drain(index):
+        return [v for v in (d.pop(i, missing) for i in range(count)) if v is not missing]
+
+    results = run_threads(THREADS, drain)
+    popped = [v for result in results for v in result]
+    assert sorted(popped) == list(range(count)), "a value was popped twice or never"
+    assert len(d) == 0
+
+
+@pytest.mark.stress
+def test_threads_compare_and_delete_each_key_exactly_once(backend):
+    d = backend.ConcurrentDict()
+    values = [Obj(i) for i in range(3000)]
+    d.update(enumerate(values))
+
+    def delete(index):
+        return sum(d.compare_and_delete(i, values[i]) for i in range(len(values)))
+
+    assert sum(run_threads(THREADS, delete)) == len(values)
+    assert len(d) == 0
+
+
+@pytest.mark.stress
+def test_threads_churn_while_others_iterate(backend):
+    """Writers set and delete shared keys while readers iterate and read: no error, every
+    stable key is seen exactly once per iteration, and the dict is consistent at the end."""
+    d = backend.ConcurrentDict(4)
+    stable = [("stable", i) for i in range(300)]
+    for key in stable:
+        d[key] = key
+    churn = list(range(200))
+    writers = THREADS // 2
+
+    def work(index):
+        if index < writers:
+            for round_ in range(30):
+                for key in churn[index::writers]:
+                    d[key] = Obj(round_)
+                    if round_ % 2:
+                        del d[key]
+            return None
+        problems = 0
+        for _ in range(20):
+            seen = [k for k in d if isinstance(k, tuple)]
+            problems += len(seen) != len(stable) or set(seen) != set(stable)
+            for key in churn:
+                d.get(key)
+        return problems
+
+    results = run_threads(THREADS, work)
+    assert sum(r for r in results if r) == 0
+    assert all(d[k] == k for k in stable)
+    assert len(d) == len(stable) + sum(1 for k in churn if k in d)
+    assert all(isinstance(d[k], Obj) for k in churn if k in d)
+
+
+@pytest.mark.stress
+def test_threads_reads_race_replacements(backend):
+    """Readers take values that writers keep replacing with fresh objects: a binding that
+    kept a borrowed reference would hand out freed objects (and crash)."""
+    d = backend.ConcurrentDict(2)
+    keys = list(range(8))
+    for key in keys:
+        d[key] = Obj(key)
+    readers = THREADS // 2
+
+    def work(index):
+        if index >= readers:
+            for i in range(20000):
+                d[keys[i % len(keys)]] = Obj(i)
+            return 0
+        total = 0
+        for i in range(40000):
+            total += isinstance(d[keys[i % len(keys)]], Obj)
+        return total
+
+    results = run_threads(THREADS, work)
+    assert sum(results[:readers]) == readers * 40000
