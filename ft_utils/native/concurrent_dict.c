@@ -29,7 +29,7 @@ union ftu_dict_shard {
         _Atomic(uintptr_t) owner;    /* thread holding lock, 0 when free */
         Py_ssize_t depth;            /* times the owner holds it */
     } s;
-    char pad[64];
+    char pad[64]; /* a power of two: the allocation rounds to it */
 };
 typedef union ftu_dict_shard ftu_dict_shard;
 
@@ -94,12 +94,15 @@ static void set_key_error(PyObject *key) {
 static ConcurrentDictObject *alloc_dict(PyTypeObject *type, Py_ssize_t nshards, int with_dicts) {
     ConcurrentDictObject *self = (ConcurrentDictObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    self->shards = PyMem_Calloc((size_t)nshards, sizeof(ftu_dict_shard));
-    if (self->shards == NULL) {
+    /* One spare shard's worth of bytes to start the array on a cache-line boundary. */
+    self->shards_memory = PyMem_Calloc((size_t)nshards + 1, sizeof(ftu_dict_shard));
+    if (self->shards_memory == NULL) {
         Py_DECREF(self);
         PyErr_NoMemory();
         return NULL;
     }
+    uintptr_t start = ((uintptr_t)self->shards_memory + sizeof(ftu_dict_shard) - 1) & ~(uintptr_t)(sizeof(ftu_dict_shard) - 1);
+    self->shards = (ftu_dict_shard *)start;
     for (Py_ssize_t i = 0; i < nshards; i++) {
         ftu_dict_shard *shard = &self->shards[i];
         if (ftu_mutex_init(&shard->s.lock) < 0) {
@@ -163,9 +166,10 @@ static void ConcurrentDict_dealloc(PyObject *op) {
             Py_CLEAR(shards(self)[i].s.dict);
             ftu_mutex_fini(&shards(self)[i].s.lock);
         }
-        PyMem_Free(self->shards);
         self->shards = NULL;
     }
+    PyMem_Free(self->shards_memory);
+    self->shards_memory = NULL;
     type->tp_free(op);
 }
 

@@ -40,7 +40,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Py_ssize_t nshards;
-    union ftu_dict_shard *shards; /* nshards of them, PyMem-allocated */
+    union ftu_dict_shard *shards; /* nshards of them, on cache-line boundaries */
+    void *shards_memory;          /* the PyMem block shards points into */
     PyObject *weakreflist;
 } ConcurrentDictObject;
 
