@@ -87,6 +87,88 @@ intptr_t ftu_word_fetch_and(intptr_t *cell, intptr_t operand);
 intptr_t ftu_word_fetch_or(intptr_t *cell, intptr_t operand);
 intptr_t ftu_word_fetch_xor(intptr_t *cell, intptr_t operand);
 
+/* ---- waiting ------------------------------------------------------------------------
+ * Blocking calls take an absolute deadline on the monotonic clock, in nanoseconds
+ * (ftu_monotonic_ns() + timeout), or FTU_WAIT_FOREVER, or FTU_NO_WAIT. A wait sleeps in
+ * the kernel (a futex on Linux) and is woken by the call that makes progress possible.
+ * A signal delivered to the waiting thread ends the wait with FTU_INTERRUPTED, having
+ * taken and added nothing, so the caller can run its signal handlers and call again. */
+#define FTU_TIMEOUT 5     /* nothing to take / no room, before the deadline */
+#define FTU_SHUTDOWN 6    /* the queue is shut down (see ftu_queue_shutdown) */
+#define FTU_INTERRUPTED 7 /* a signal interrupted the wait; nothing was taken or added */
+#define FTU_NO_MEMORY 8   /* an allocation failed; nothing was added */
+#define FTU_TOO_MANY 9    /* task_done called more times than items were added */
+#define FTU_DUPLICATE 10  /* the key is already present */
+#define FTU_FAILED 11     /* the gatherer was marked failed */
+
+#define FTU_WAIT_FOREVER -1
+#define FTU_NO_WAIT 0
+
+int64_t ftu_monotonic_ns(void);
+
+/* ---- queue: a multi-producer multi-consumer FIFO of 64-bit words ---------------------
+ * Strict FIFO (the order in which pushes complete), exact size, optional capacity.
+ * Flags: FTU_QUEUE_SPIN makes waiters spin and yield briefly before they sleep (for
+ * busy queues: lower latency, more CPU); FTU_QUEUE_TASKS keeps the unfinished-task
+ * count of queue.Queue (task_done / join).
+ * Shutdown: after ftu_queue_shutdown(q, 0) push fails with FTU_SHUTDOWN and pop takes
+ * what is left, then fails with FTU_SHUTDOWN; after ftu_queue_shutdown(q, 1) pop fails at
+ * once (the owner takes the leftovers with ftu_queue_drain to release them). Every
+ * waiter is woken by a shutdown. */
+#define FTU_QUEUE_SPIN 1
+#define FTU_QUEUE_TASKS 2
+#define FTU_QUEUE_OPEN 0
+#define FTU_QUEUE_SHUT 1
+#define FTU_QUEUE_SHUT_IMMEDIATE 2
+
+typedef struct ftu_queue ftu_queue;
+
+/* capacity 0 = unbounded. NULL if out of memory. */
+ftu_queue *ftu_queue_new(int64_t capacity, int flags);
+/* Frees the queue; words still inside are forgotten (drain them first). */
+void ftu_queue_free(ftu_queue *q);
+/* FTU_OK, FTU_TIMEOUT (full), FTU_SHUTDOWN, FTU_INTERRUPTED or FTU_NO_MEMORY. */
+int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns);
+/* FTU_OK (*word set), FTU_TIMEOUT (empty), FTU_SHUTDOWN or FTU_INTERRUPTED. */
+int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns);
+/* Takes one word whatever the state, without waiting: FTU_OK or FTU_TIMEOUT (empty). */
+int ftu_queue_drain(ftu_queue *q, uint64_t *word);
+int64_t ftu_queue_size(ftu_queue *q);
+int64_t ftu_queue_capacity(ftu_queue *q);
+/* Changes the capacity (0 = unbounded); waiting producers re-check. */
+void ftu_queue_set_capacity(ftu_queue *q, int64_t capacity);
+void ftu_queue_shutdown(ftu_queue *q, int immediate);
+int ftu_queue_state(ftu_queue *q);
+/* Calls visit(word, arg) for each word in the queue, holding both of its locks (so
+ * visit must not call the queue); stops at and returns the first non-zero result. For
+ * a garbage collector's traversal. */
+int ftu_queue_visit(ftu_queue *q, int (*visit)(uint64_t word, void *arg), void *arg);
+/* With FTU_QUEUE_TASKS: each push adds an unfinished task, task_done ends one. */
+int64_t ftu_queue_unfinished(ftu_queue *q);
+int ftu_queue_task_done(ftu_queue *q); /* FTU_OK or FTU_TOO_MANY */
+/* Waits until no task is unfinished: FTU_OK, FTU_TIMEOUT or FTU_INTERRUPTED. */
+int ftu_queue_join(ftu_queue *q, int64_t deadline_ns);
+
+/* ---- gather: words inserted under integer keys by many threads, taken in key order ---
+ * Keys are 0 or more. take waits until the key is present; with clear it removes it. */
+typedef struct ftu_gather ftu_gather;
+
+ftu_gather *ftu_gather_new(void);
+/* Frees the gatherer; words still inside are forgotten (drain them first). */
+void ftu_gather_free(ftu_gather *g);
+/* FTU_OK, FTU_DUPLICATE (key present; nothing changed) or FTU_NO_MEMORY. */
+int ftu_gather_insert(ftu_gather *g, int64_t key, uint64_t word);
+/* FTU_OK (*word set), FTU_TIMEOUT, FTU_INTERRUPTED or FTU_FAILED. */
+int ftu_gather_take(ftu_gather *g, int64_t key, int clear, uint64_t *word, int64_t deadline_ns);
+/* Marks the gatherer failed: every waiting and later take returns FTU_FAILED. */
+void ftu_gather_fail(ftu_gather *g);
+int ftu_gather_failed(ftu_gather *g);
+int64_t ftu_gather_size(ftu_gather *g);
+/* As ftu_queue_visit, for the gatherer's words. */
+int ftu_gather_visit(ftu_gather *g, int (*visit)(uint64_t word, void *arg), void *arg);
+/* Removes and returns any one entry: FTU_OK or FTU_TIMEOUT (empty). */
+int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word);
+
 /* FTU_CDEF_END */
 
 #ifdef __cplusplus

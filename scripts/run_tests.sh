@@ -23,19 +23,22 @@ record() { # name, passed, failed, exit code
 CC="${CC:-gcc}"
 CFLAGS_COMMON=(-std=c11 -Wall -Wextra -Werror -Icsrc -pthread)
 mkdir -p build/c
-c_suite() { # label, extra flags...
+c_suite() { # label, extra flags...: builds and runs every tests/c/test_*.c, adds up
     local label="$1"; shift
-    local exe="build/c/test_atomic-${label//[^a-z]/_}"
-    if ! "$CC" "${CFLAGS_COMMON[@]}" "$@" csrc/*.c tests/c/test_atomic.c -o "$exe"; then
-        record "C $label" 0 1 1; return
-    fi
-    local out rc
-    out=$(timeout 600 "$exe" 2>&1); rc=$?
-    echo "$out" | tail -n 20
-    local line passed failed
-    line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n1)
-    passed=$(echo "$line" | awk '{print $1}'); failed=$(echo "$line" | awk '{print $3}')
-    record "C $label" "${passed:-0}" "${failed:-1}" "$rc"
+    local passed=0 failed=0 rc=0 test exe out line
+    for test in tests/c/test_*.c; do
+        exe="build/c/$(basename "$test" .c)-${label//[^a-z]/_}"
+        if ! "$CC" "${CFLAGS_COMMON[@]}" "$@" csrc/*.c "$test" -o "$exe"; then
+            failed=$((failed + 1)); rc=1; continue
+        fi
+        out=$(timeout 600 "$exe" 2>&1) || rc=$?
+        echo "$out" | tail -n 20
+        line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n1)
+        if [ -z "$line" ]; then failed=$((failed + 1)); rc=${rc/#0/1}; continue; fi
+        passed=$((passed + $(echo "$line" | awk '{print $1}')))
+        failed=$((failed + $(echo "$line" | awk '{print $3}')))
+    done
+    record "C $label" "$passed" "$failed" "$rc"
 }
 echo "== C core tests"
 c_suite "plain" -O2

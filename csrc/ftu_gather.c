@@ -1,0 +1,200 @@
+/*
+ * The gatherer: words inserted under integer keys by any thread, taken by key.
+ *
+ * An open-addressing hash table (linear probing, tombstones) under one short lock; the
+ * lock is never held while waiting. A take that finds its key missing sleeps on
+ * `signal`. To spare inserters a wake-up system call per word, the waiter announces the
+ * key it waits for in `wanted`; an insert wakes only for that key. When two waiters
+ * ever overlap, `wanted` becomes ANY for good and every insert with a waiter wakes.
+ */
+#include "ftu.h"
+#include "ftu_wait.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE (-1)
+#define ANY (-2)
+#define EMPTY_SLOT (-1) /* keys are >= 0 */
+#define TOMBSTONE (-2)
+
+struct entry {
+    int64_t key; /* EMPTY_SLOT, TOMBSTONE or a key */
+    uint64_t word;
+};
+
+struct ftu_gather {
+    ftu_spinlock lock;
+    struct entry *table;
+    int64_t capacity; /* a power of two */
+    int64_t used;     /* keys present */
+    int64_t filled;   /* keys present + tombstones */
+    _Atomic int failed;
+    _Atomic int64_t size;
+    _Atomic int64_t wanted;
+    _Atomic uint32_t signal;
+    _Atomic uint32_t waiting;
+};
+
+static struct entry *table_new(int64_t capacity) {
+    struct entry *table = malloc((size_t)capacity * sizeof(struct entry));
+    if (table != NULL) {
+        for (int64_t i = 0; i < capacity; i++) table[i].key = EMPTY_SLOT;
+    }
+    return table;
+}
+
+ftu_gather *ftu_gather_new(void) {
+    ftu_gather *g = calloc(1, sizeof(ftu_gather));
+    if (g == NULL) return NULL;
+    g->capacity = 64;
+    g->table = table_new(g->capacity);
+    if (g->table == NULL) {
+        free(g);
+        return NULL;
+    }
+    atomic_init(&g->wanted, NONE);
+    return g;
+}
+
+void ftu_gather_free(ftu_gather *g) {
+    if (g == NULL) return;
+    free(g->table);
+    free(g);
+}
+
+static inline uint64_t mix(int64_t key) { return (uint64_t)key * UINT64_C(0x9E3779B97F4A7C15); }
+
+/* Index of key's entry, or -1. Under the lock. */
+static int64_t find(ftu_gather *g, int64_t key) {
+    int64_t mask = g->capacity - 1;
+    for (int64_t i = (int64_t)(mix(key) >> 32) & mask;; i = (i + 1) & mask) {
+        if (g->table[i].key == key) return i;
+        if (g->table[i].key == EMPTY_SLOT) return -1;
+    }
+}
+
+/* Rebuilds the table with room to grow, dropping tombstones. Under the lock. */
+static int grow(ftu_gather *g) {
+    int64_t capacity = g->capacity;
+    while (g->used * 2 >= capacity) capacity *= 2;
+    struct entry *table = table_new(capacity), *old = g->table;
+    if (table == NULL) return FTU_NO_MEMORY;
+    for (int64_t i = 0; i < g->capacity; i++) {
+        if (old[i].key < 0) continue;
+        int64_t j = (int64_t)(mix(old[i].key) >> 32) & (capacity - 1);
+        while (table[j].key != EMPTY_SLOT) j = (j + 1) & (capacity - 1);
+        table[j] = old[i];
+    }
+    free(old);
+    g->table = table;
+    g->capacity = capacity;
+    g->filled = g->used;
+    return FTU_OK;
+}
+
+int ftu_gather_insert(ftu_gather *g, int64_t key, uint64_t word) {
+    if (key < 0) return FTU_DUPLICATE; /* not a valid key; callers check first */
+    ftu_spinlock_lock(&g->lock);
+    int result = FTU_OK;
+    if (find(g, key) >= 0) {
+        result = FTU_DUPLICATE;
+    } else if ((g->filled + 1) * 4 > g->capacity * 3 && (result = grow(g)) != FTU_OK) {
+        /* out of memory: nothing changed */
+    } else {
+        int64_t mask = g->capacity - 1, i = (int64_t)(mix(key) >> 32) & mask;
+        while (g->table[i].key >= 0) i = (i + 1) & mask; /* first empty or tombstone */
+        if (g->table[i].key == EMPTY_SLOT) g->filled++;
+        g->table[i].key = key;
+        g->table[i].word = word;
+        g->used++;
+        atomic_fetch_add(&g->size, 1);
+    }
+    ftu_spinlock_unlock(&g->lock);
+    if (result == FTU_OK && atomic_load(&g->waiting) > 0) {
+        int64_t wanted = atomic_load(&g->wanted);
+        if (wanted == key || wanted == ANY) {
+            atomic_fetch_add(&g->signal, 1);
+            ftu_word_wake(&g->signal, -1);
+        }
+    }
+    return result;
+}
+
+/* 1 and *word set if key is there (removed if clear), 0 if not. */
+static int try_take(ftu_gather *g, int64_t key, int clear, uint64_t *word) {
+    ftu_spinlock_lock(&g->lock);
+    int64_t i = find(g, key);
+    if (i >= 0) {
+        *word = g->table[i].word;
+        if (clear) {
+            g->table[i].key = TOMBSTONE;
+            g->used--;
+            atomic_fetch_sub(&g->size, 1);
+        }
+    }
+    ftu_spinlock_unlock(&g->lock);
+    return i >= 0;
+}
+
+int ftu_gather_take(ftu_gather *g, int64_t key, int clear, uint64_t *word, int64_t deadline_ns) {
+    for (;;) {
+        if (atomic_load(&g->failed)) return FTU_FAILED;
+        if (try_take(g, key, clear, word)) return FTU_OK;
+        if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
+        int64_t none = NONE;
+        if (!atomic_compare_exchange_strong(&g->wanted, &none, key)) atomic_store(&g->wanted, ANY);
+        uint32_t seen = atomic_load(&g->signal);
+        atomic_fetch_add(&g->waiting, 1);
+        int result = FTU_OK;
+        ftu_spinlock_lock(&g->lock);
+        int present = find(g, key) >= 0;
+        ftu_spinlock_unlock(&g->lock);
+        if (!present && !atomic_load(&g->failed)) result = ftu_word_wait(&g->signal, seen, deadline_ns);
+        atomic_fetch_sub(&g->waiting, 1);
+        int64_t mine = key;
+        atomic_compare_exchange_strong(&g->wanted, &mine, NONE);
+        if (result != FTU_OK) {
+            if (!atomic_load(&g->failed) && try_take(g, key, clear, word)) return FTU_OK;
+            return result;
+        }
+    }
+}
+
+void ftu_gather_fail(ftu_gather *g) {
+    atomic_store(&g->failed, 1);
+    atomic_fetch_add(&g->signal, 1);
+    ftu_word_wake(&g->signal, -1);
+}
+
+int ftu_gather_failed(ftu_gather *g) { return atomic_load(&g->failed); }
+
+int64_t ftu_gather_size(ftu_gather *g) { return atomic_load(&g->size); }
+
+int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word) {
+    int result = FTU_TIMEOUT;
+    ftu_spinlock_lock(&g->lock);
+    for (int64_t i = 0; i < g->capacity; i++) {
+        if (g->table[i].key >= 0) {
+            *key = g->table[i].key;
+            *word = g->table[i].word;
+            g->table[i].key = TOMBSTONE;
+            g->used--;
+            atomic_fetch_sub(&g->size, 1);
+            result = FTU_OK;
+            break;
+        }
+    }
+    ftu_spinlock_unlock(&g->lock);
+    return result;
+}
+
+int ftu_gather_visit(ftu_gather *g, int (*visit)(uint64_t word, void *arg), void *arg) {
+    int result = 0;
+    ftu_spinlock_lock(&g->lock);
+    for (int64_t i = 0; result == 0 && i < g->capacity; i++) {
+        if (g->table[i].key >= 0) result = visit(g->table[i].word, arg);
+    }
+    ftu_spinlock_unlock(&g->lock);
+    return result;
+}

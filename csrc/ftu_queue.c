@@ -1,0 +1,345 @@
+/*
+ * The multi-producer multi-consumer FIFO of words.
+ *
+ * Layout: a linked list of fixed-size segments. Producers append under the tail lock,
+ * consumers remove under the head lock, so a producer and a consumer never wait for
+ * each other; each lock is held for a handful of instructions.
+ *
+ * Counting: `items` is the number of words pushed and not yet claimed by a pop. A pop
+ * first claims one (a compare-and-swap that never takes `items` below zero), then takes
+ * the word at the head. Because claims never exceed pushes, the head word a consumer
+ * takes has always been written, and a pop that gives up (timeout, signal) has claimed
+ * nothing: no placeholder is left behind and nothing is skipped or reordered.
+ * With a capacity (or task tracking), `space` counts free places the same way for
+ * producers.
+ *
+ * Sleeping: a waiter announces itself in a `*_waiting` counter, re-checks, and sleeps on
+ * a `*_signal` word; whoever makes progress possible bumps the signal and wakes it. All
+ * of these accesses are sequentially consistent, which is what makes the announce /
+ * re-check / bump handshake free of lost wake-ups.
+ *
+ * Shutdown: the state changes under the tail lock, where every push checks it, so a push
+ * is either in the queue before the shutdown or fails with FTU_SHUTDOWN.
+ */
+#include "ftu.h"
+#include "ftu_wait.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SEGMENT_SLOTS 1023 /* with the link: 8 KiB per segment */
+#define UNBOUNDED (INT64_MAX / 4)
+
+struct segment {
+    struct segment *next;
+    uint64_t slot[SEGMENT_SLOTS];
+};
+
+struct ftu_queue {
+    /* consumers */
+    _Alignas(64) ftu_spinlock head_lock;
+    struct segment *head;
+    int64_t head_index;
+    /* producers */
+    _Alignas(64) ftu_spinlock tail_lock;
+    struct segment *tail;
+    int64_t tail_index;
+    _Atomic int state;
+    /* words pushed and not claimed; consumers sleep on items_signal */
+    _Alignas(64) _Atomic int64_t items;
+    _Atomic uint32_t items_signal;
+    _Atomic uint32_t consumers_waiting;
+    /* free places (when counted); producers sleep on space_signal */
+    _Alignas(64) _Atomic int64_t space;
+    _Atomic int64_t capacity;
+    _Atomic uint32_t space_signal;
+    _Atomic uint32_t producers_waiting;
+    /* unfinished tasks (FTU_QUEUE_TASKS); join sleeps on tasks_signal */
+    _Alignas(64) _Atomic int64_t unfinished;
+    _Atomic uint32_t tasks_signal;
+    _Atomic uint32_t joiners_waiting;
+    _Atomic(struct segment *) spare; /* one emptied segment kept for reuse */
+    int flags;
+    int count_space;
+};
+
+static struct segment *segment_get(ftu_queue *q) {
+    struct segment *seg = atomic_exchange(&q->spare, NULL);
+    if (seg == NULL) seg = malloc(sizeof(struct segment));
+    if (seg != NULL) seg->next = NULL;
+    return seg;
+}
+
+static void segment_put(ftu_queue *q, struct segment *seg) {
+    free(atomic_exchange(&q->spare, seg));
+}
+
+ftu_queue *ftu_queue_new(int64_t capacity, int flags) {
+    size_t size = (sizeof(ftu_queue) + 63) & ~(size_t)63;
+    ftu_queue *q = aligned_alloc(64, size);
+    if (q == NULL) return NULL;
+    memset(q, 0, size);
+    q->flags = flags;
+    q->count_space = capacity > 0 || (flags & FTU_QUEUE_TASKS);
+    atomic_init(&q->capacity, capacity > 0 ? capacity : UNBOUNDED);
+    atomic_init(&q->space, capacity > 0 ? capacity : UNBOUNDED);
+    q->head = q->tail = segment_get(q);
+    if (q->head == NULL) {
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void ftu_queue_free(ftu_queue *q) {
+    if (q == NULL) return;
+    struct segment *seg = q->head;
+    while (seg != NULL) {
+        struct segment *next = seg->next;
+        free(seg);
+        seg = next;
+    }
+    free(atomic_load(&q->spare));
+    free(q);
+}
+
+/* ---- claiming ------------------------------------------------------------------------ */
+
+/* Decrements *counter if it is positive; returns whether it did. */
+static int claim(_Atomic int64_t *counter) {
+    int64_t n = atomic_load(counter);
+    while (n > 0) {
+        if (atomic_compare_exchange_weak(counter, &n, n - 1)) return 1;
+    }
+    return 0;
+}
+
+static void notify(_Atomic uint32_t *signal_word, _Atomic uint32_t *waiting, int count) {
+    if (atomic_load(waiting) > 0) {
+        atomic_fetch_add(signal_word, 1);
+        ftu_word_wake(signal_word, count);
+    }
+}
+
+struct ready_check {
+    ftu_queue *q;
+    _Atomic int64_t *counter;
+};
+
+static int counter_ready(void *arg) {
+    struct ready_check *check = arg;
+    return atomic_load_explicit(check->counter, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&check->q->state, memory_order_relaxed) != FTU_QUEUE_OPEN;
+}
+
+/* Sleeps until *counter may be positive or the state changed: FTU_OK (re-check),
+ * FTU_TIMEOUT or FTU_INTERRUPTED. */
+static int wait_for(ftu_queue *q, _Atomic int64_t *counter, _Atomic uint32_t *signal_word,
+                    _Atomic uint32_t *waiting, int64_t deadline_ns) {
+    if (q->flags & FTU_QUEUE_SPIN) {
+        struct ready_check check = {q, counter};
+        if (ftu_spin_until(counter_ready, &check)) return FTU_OK;
+    }
+    uint32_t seen = atomic_load(signal_word);
+    atomic_fetch_add(waiting, 1);
+    int result = FTU_OK;
+    if (atomic_load(counter) <= 0 && atomic_load(&q->state) == FTU_QUEUE_OPEN)
+        result = ftu_word_wait(signal_word, seen, deadline_ns);
+    atomic_fetch_sub(waiting, 1);
+    return result;
+}
+
+/* A waiter that leaves without taking what it may have been woken for passes the
+ * wake-up on, so that another waiter is not left asleep beside an available word. */
+static void pass_on(_Atomic int64_t *counter, _Atomic uint32_t *signal_word, _Atomic uint32_t *waiting) {
+    if (atomic_load(counter) > 0) notify(signal_word, waiting, 1);
+}
+
+/* ---- push ------------------------------------------------------------------------------ */
+
+static int claim_space(ftu_queue *q, int64_t deadline_ns) {
+    for (;;) {
+        if (claim(&q->space)) return FTU_OK;
+        if (atomic_load(&q->state) != FTU_QUEUE_OPEN) return FTU_SHUTDOWN;
+        if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
+        int result = wait_for(q, &q->space, &q->space_signal, &q->producers_waiting, deadline_ns);
+        if (result != FTU_OK) {
+            if (claim(&q->space)) return FTU_OK; /* room appeared as the wait ended */
+            pass_on(&q->space, &q->space_signal, &q->producers_waiting);
+            return result;
+        }
+    }
+}
+
+static void release_space(ftu_queue *q) {
+    atomic_fetch_add(&q->space, 1);
+    notify(&q->space_signal, &q->producers_waiting, 1);
+}
+
+int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns) {
+    if (atomic_load(&q->state) != FTU_QUEUE_OPEN) return FTU_SHUTDOWN;
+    if (q->count_space) {
+        int result = claim_space(q, deadline_ns);
+        if (result != FTU_OK) return result;
+    }
+    int result = FTU_OK;
+    ftu_spinlock_lock(&q->tail_lock);
+    if (atomic_load(&q->state) != FTU_QUEUE_OPEN) {
+        result = FTU_SHUTDOWN;
+    } else if (q->tail_index == SEGMENT_SLOTS - 1) {
+        /* The last slot: link the next segment first, so a consumer that takes this
+         * word always finds where the following ones go. */
+        struct segment *next = segment_get(q);
+        if (next == NULL) {
+            result = FTU_NO_MEMORY;
+        } else {
+            q->tail->slot[q->tail_index] = word;
+            q->tail->next = next;
+            q->tail = next;
+            q->tail_index = 0;
+        }
+    } else {
+        q->tail->slot[q->tail_index++] = word;
+    }
+    if (result == FTU_OK) {
+        if (q->flags & FTU_QUEUE_TASKS) atomic_fetch_add(&q->unfinished, 1);
+        atomic_fetch_add(&q->items, 1); /* publishes the word */
+    }
+    ftu_spinlock_unlock(&q->tail_lock);
+    if (result != FTU_OK) {
+        if (q->count_space) release_space(q);
+        return result;
+    }
+    notify(&q->items_signal, &q->consumers_waiting, 1);
+    return FTU_OK;
+}
+
+/* ---- pop ------------------------------------------------------------------------------- */
+
+/* Takes the head word; the caller has claimed it. */
+static uint64_t take(ftu_queue *q) {
+    struct segment *emptied = NULL;
+    ftu_spinlock_lock(&q->head_lock);
+    uint64_t word = q->head->slot[q->head_index];
+    if (q->head_index == SEGMENT_SLOTS - 1) {
+        emptied = q->head;
+        q->head = emptied->next;
+        q->head_index = 0;
+    } else {
+        q->head_index++;
+    }
+    ftu_spinlock_unlock(&q->head_lock);
+    if (emptied != NULL) segment_put(q, emptied);
+    if (q->count_space) release_space(q);
+    return word;
+}
+
+int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
+    for (;;) {
+        int state = atomic_load(&q->state);
+        if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
+        if (claim(&q->items)) {
+            *word = take(q);
+            return FTU_OK;
+        }
+        if (state != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* shut and drained */
+        if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
+        int result = wait_for(q, &q->items, &q->items_signal, &q->consumers_waiting, deadline_ns);
+        if (result != FTU_OK) {
+            if (atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && claim(&q->items)) {
+                *word = take(q); /* a word arrived as the wait ended */
+                return FTU_OK;
+            }
+            pass_on(&q->items, &q->items_signal, &q->consumers_waiting);
+            return result;
+        }
+    }
+}
+
+static void task_finished_by_drain(ftu_queue *q) {
+    if (!(q->flags & FTU_QUEUE_TASKS)) return;
+    if (claim(&q->unfinished) && atomic_load(&q->unfinished) == 0)
+        notify(&q->tasks_signal, &q->joiners_waiting, -1);
+}
+
+int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
+    if (!claim(&q->items)) return FTU_TIMEOUT;
+    *word = take(q);
+    task_finished_by_drain(q);
+    return FTU_OK;
+}
+
+/* ---- state ----------------------------------------------------------------------------- */
+
+int64_t ftu_queue_size(ftu_queue *q) { return atomic_load(&q->items); }
+
+int64_t ftu_queue_capacity(ftu_queue *q) {
+    int64_t capacity = atomic_load(&q->capacity);
+    return capacity == UNBOUNDED ? 0 : capacity;
+}
+
+void ftu_queue_set_capacity(ftu_queue *q, int64_t capacity) {
+    if (capacity <= 0) capacity = UNBOUNDED;
+    int64_t old = atomic_exchange(&q->capacity, capacity);
+    if (!q->count_space || old == capacity) return;
+    atomic_fetch_add(&q->space, capacity - old);
+    if (capacity > old) notify(&q->space_signal, &q->producers_waiting, -1);
+}
+
+void ftu_queue_shutdown(ftu_queue *q, int immediate) {
+    int wanted = immediate ? FTU_QUEUE_SHUT_IMMEDIATE : FTU_QUEUE_SHUT;
+    ftu_spinlock_lock(&q->tail_lock);
+    if (atomic_load(&q->state) < wanted) atomic_store(&q->state, wanted);
+    ftu_spinlock_unlock(&q->tail_lock);
+    /* Everyone re-checks: consumers and producers, waiting or about to wait. */
+    atomic_fetch_add(&q->items_signal, 1);
+    ftu_word_wake(&q->items_signal, -1);
+    atomic_fetch_add(&q->space_signal, 1);
+    ftu_word_wake(&q->space_signal, -1);
+}
+
+int ftu_queue_state(ftu_queue *q) { return atomic_load(&q->state); }
+
+/* ---- tasks ----------------------------------------------------------------------------- */
+
+int64_t ftu_queue_unfinished(ftu_queue *q) { return atomic_load(&q->unfinished); }
+
+int ftu_queue_task_done(ftu_queue *q) {
+    int64_t n = atomic_load(&q->unfinished);
+    do {
+        if (n <= 0) return FTU_TOO_MANY;
+    } while (!atomic_compare_exchange_weak(&q->unfinished, &n, n - 1));
+    if (n == 1) notify(&q->tasks_signal, &q->joiners_waiting, -1);
+    return FTU_OK;
+}
+
+int ftu_queue_join(ftu_queue *q, int64_t deadline_ns) {
+    for (;;) {
+        if (atomic_load(&q->unfinished) == 0) return FTU_OK;
+        if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
+        uint32_t seen = atomic_load(&q->tasks_signal);
+        atomic_fetch_add(&q->joiners_waiting, 1);
+        int result = FTU_OK;
+        if (atomic_load(&q->unfinished) != 0) result = ftu_word_wait(&q->tasks_signal, seen, deadline_ns);
+        atomic_fetch_sub(&q->joiners_waiting, 1);
+        if (result != FTU_OK) return atomic_load(&q->unfinished) == 0 ? FTU_OK : result;
+    }
+}
+
+int ftu_queue_visit(ftu_queue *q, int (*visit)(uint64_t word, void *arg), void *arg) {
+    int result = 0;
+    ftu_spinlock_lock(&q->tail_lock);
+    ftu_spinlock_lock(&q->head_lock);
+    struct segment *seg = q->head;
+    int64_t index = q->head_index;
+    while (result == 0 && !(seg == q->tail && index == q->tail_index)) {
+        result = visit(seg->slot[index], arg);
+        if (++index == SEGMENT_SLOTS) {
+            seg = seg->next;
+            index = 0;
+        }
+    }
+    ftu_spinlock_unlock(&q->head_lock);
+    ftu_spinlock_unlock(&q->tail_lock);
+    return result;
+}

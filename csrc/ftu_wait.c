@@ -1,0 +1,142 @@
+/*
+ * Waiting: a futex on Linux; elsewhere a small parking lot of mutex + condition pairs
+ * hashed by address (no signal interruption there: a wait ends at wake or deadline).
+ */
+#define _GNU_SOURCE
+#include "ftu.h"
+#include "ftu_wait.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <time.h>
+
+int64_t ftu_monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int ftu_word_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns) {
+    struct timespec deadline, *timeout = NULL;
+    if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
+    if (deadline_ns > 0) {
+        if (ftu_monotonic_ns() >= deadline_ns) return FTU_TIMEOUT;
+        deadline.tv_sec = deadline_ns / 1000000000;
+        deadline.tv_nsec = deadline_ns % 1000000000;
+        timeout = &deadline;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, expected, timeout, NULL,
+                      FUTEX_BITSET_MATCH_ANY);
+    if (rc == 0) return FTU_OK;
+    switch (errno) {
+    case ETIMEDOUT:
+        return FTU_TIMEOUT;
+    case EINTR:
+        return FTU_INTERRUPTED;
+    default: /* EAGAIN: the word had already changed */
+        return FTU_OK;
+    }
+}
+
+void ftu_word_wake(_Atomic uint32_t *word, int count) {
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count < 0 ? INT_MAX : count, NULL, NULL, 0);
+}
+
+#else /* portable fallback */
+#include <pthread.h>
+
+#define BUCKETS 64
+
+static struct bucket {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+} buckets[BUCKETS];
+static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
+
+static void buckets_init(void) {
+    for (int i = 0; i < BUCKETS; i++) {
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_mutex_init(&buckets[i].mutex, NULL);
+        pthread_cond_init(&buckets[i].cond, &attr);
+        pthread_condattr_destroy(&attr);
+    }
+}
+
+static struct bucket *bucket_of(void *address) {
+    pthread_once(&buckets_once, buckets_init);
+    return &buckets[((uintptr_t)address >> 3) % BUCKETS];
+}
+
+int ftu_word_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns) {
+    if (deadline_ns == FTU_NO_WAIT || (deadline_ns > 0 && ftu_monotonic_ns() >= deadline_ns)) return FTU_TIMEOUT;
+    struct bucket *b = bucket_of(word);
+    int result = FTU_OK;
+    pthread_mutex_lock(&b->mutex);
+    if (atomic_load(word) == expected) {
+        if (deadline_ns < 0) {
+            pthread_cond_wait(&b->cond, &b->mutex);
+        } else {
+            struct timespec deadline = {deadline_ns / 1000000000, deadline_ns % 1000000000};
+            if (pthread_cond_timedwait(&b->cond, &b->mutex, &deadline) == ETIMEDOUT) result = FTU_TIMEOUT;
+        }
+    }
+    pthread_mutex_unlock(&b->mutex);
+    return result;
+}
+
+void ftu_word_wake(_Atomic uint32_t *word, int count) {
+    (void)count; /* buckets are shared: wake everyone on this one, they re-check */
+    struct bucket *b = bucket_of(word);
+    pthread_mutex_lock(&b->mutex);
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->mutex);
+}
+#endif
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#define SPINS 2000 /* a few microseconds of pause instructions */
+#define YIELDS 20
+
+int ftu_spin_until(int (*ready)(void *arg), void *arg) {
+    for (int i = 0; i < SPINS; i++) {
+        if (ready(arg)) return 1;
+        cpu_relax();
+    }
+    for (int i = 0; i < YIELDS; i++) {
+        if (ready(arg)) return 1;
+        sched_yield();
+    }
+    return ready(arg);
+}
+
+void ftu_spinlock_lock_slow(ftu_spinlock *lock) {
+    for (unsigned spins = 0;; spins++) {
+        if (atomic_load_explicit(&lock->locked, memory_order_relaxed) == 0) {
+            int expected = 0;
+            if (atomic_compare_exchange_weak_explicit(&lock->locked, &expected, 1, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+        }
+        if (spins < 100) {
+            cpu_relax();
+        } else {
+            sched_yield(); /* the holder may have been preempted */
+        }
+    }
+}

@@ -1,0 +1,378 @@
+/*
+ * Unit tests of the core's queue (csrc/ftu_queue.c) and gatherer (csrc/ftu_gather.c),
+ * in plain C with pthreads.
+ *
+ * Single-thread semantics (FIFO, capacity, timeouts, shutdown, tasks), then threads:
+ * P producers x C consumers in both wait strategies, bounded and unbounded, with
+ * consumers that keep timing out: every word must arrive exactly once and each
+ * producer's words in order. The gatherer: 8 threads insert shuffled keys while one
+ * thread takes them in key order.
+ *
+ * Prints "N passed, N failed" and exits non-zero on any failure.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ftu.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                         \
+    do {                                                         \
+        if (cond) {                                              \
+            passed++;                                            \
+        } else {                                                 \
+            failed++;                                            \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                        \
+            fputc('\n', stderr);                                 \
+        }                                                        \
+    } while (0)
+
+#define MS INT64_C(1000000)
+
+static void sleep_ms(int ms) {
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* ---- single thread ------------------------------------------------------------------- */
+
+static void test_fifo_and_size(int flags) {
+    ftu_queue *q = ftu_queue_new(0, flags);
+    uint64_t w = 0;
+    CHECK(ftu_queue_pop(q, &w, FTU_NO_WAIT) == FTU_TIMEOUT, "pop on empty");
+    for (uint64_t i = 0; i < 5000; i++) CHECK(ftu_queue_push(q, i, FTU_NO_WAIT) == FTU_OK, "push %" PRIu64, i);
+    CHECK(ftu_queue_size(q) == 5000, "size %" PRId64, ftu_queue_size(q));
+    int in_order = 1;
+    for (uint64_t i = 0; i < 5000; i++) {
+        if (ftu_queue_pop(q, &w, FTU_NO_WAIT) != FTU_OK || w != i) in_order = 0;
+    }
+    CHECK(in_order, "FIFO order across segments");
+    CHECK(ftu_queue_size(q) == 0, "size after draining");
+    int64_t start = ftu_monotonic_ns();
+    CHECK(ftu_queue_pop(q, &w, start + 30 * MS) == FTU_TIMEOUT, "timed pop on empty");
+    CHECK(ftu_monotonic_ns() - start >= 30 * MS, "timed pop waited its timeout");
+    ftu_queue_free(q);
+}
+
+static void test_capacity(void) {
+    ftu_queue *q = ftu_queue_new(3, 0);
+    uint64_t w;
+    for (int i = 0; i < 3; i++) CHECK(ftu_queue_push(q, (uint64_t)i, FTU_NO_WAIT) == FTU_OK, "push %d", i);
+    CHECK(ftu_queue_push(q, 9, FTU_NO_WAIT) == FTU_TIMEOUT, "push on full");
+    CHECK(ftu_queue_push(q, 9, ftu_monotonic_ns() + 10 * MS) == FTU_TIMEOUT, "timed push on full");
+    CHECK(ftu_queue_capacity(q) == 3, "capacity");
+    ftu_queue_set_capacity(q, 2); /* shrinking below the size: pushes wait */
+    CHECK(ftu_queue_pop(q, &w, FTU_NO_WAIT) == FTU_OK && w == 0, "pop");
+    CHECK(ftu_queue_push(q, 9, FTU_NO_WAIT) == FTU_TIMEOUT, "still full after shrinking");
+    ftu_queue_set_capacity(q, 0);
+    CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_OK, "unbounded again");
+    CHECK(ftu_queue_size(q) == 3, "size");
+    ftu_queue_free(q);
+}
+
+static void test_shutdown(void) {
+    ftu_queue *q = ftu_queue_new(0, 0);
+    uint64_t w;
+    ftu_queue_push(q, 1, FTU_NO_WAIT);
+    ftu_queue_push(q, 2, FTU_NO_WAIT);
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_state(q) == FTU_QUEUE_SHUT, "state");
+    CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_SHUTDOWN, "push after shutdown");
+    CHECK(ftu_queue_pop(q, &w, FTU_WAIT_FOREVER) == FTU_OK && w == 1, "pop what is left");
+    ftu_queue_shutdown(q, 1);
+    CHECK(ftu_queue_pop(q, &w, FTU_WAIT_FOREVER) == FTU_SHUTDOWN, "immediate: pop fails at once");
+    CHECK(ftu_queue_drain(q, &w) == FTU_OK && w == 2, "drain takes the leftover");
+    CHECK(ftu_queue_drain(q, &w) == FTU_TIMEOUT, "drain on empty");
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_state(q) == FTU_QUEUE_SHUT_IMMEDIATE, "immediate stays immediate");
+    ftu_queue_free(q);
+
+    q = ftu_queue_new(0, 0);
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_pop(q, &w, FTU_WAIT_FOREVER) == FTU_SHUTDOWN, "shut and empty");
+    ftu_queue_free(q);
+}
+
+static void test_tasks(void) {
+    ftu_queue *q = ftu_queue_new(0, FTU_QUEUE_TASKS);
+    uint64_t w;
+    CHECK(ftu_queue_task_done(q) == FTU_TOO_MANY, "task_done with no task");
+    CHECK(ftu_queue_join(q, FTU_NO_WAIT) == FTU_OK, "join with no task");
+    ftu_queue_push(q, 1, FTU_NO_WAIT);
+    ftu_queue_push(q, 2, FTU_NO_WAIT);
+    CHECK(ftu_queue_unfinished(q) == 2, "unfinished");
+    CHECK(ftu_queue_join(q, ftu_monotonic_ns() + 5 * MS) == FTU_TIMEOUT, "join waits");
+    ftu_queue_pop(q, &w, FTU_NO_WAIT);
+    CHECK(ftu_queue_task_done(q) == FTU_OK, "task_done");
+    ftu_queue_shutdown(q, 1);
+    CHECK(ftu_queue_drain(q, &w) == FTU_OK, "drain");
+    CHECK(ftu_queue_unfinished(q) == 0, "immediate drain ends the drained tasks");
+    CHECK(ftu_queue_join(q, FTU_NO_WAIT) == FTU_OK, "join returns");
+    ftu_queue_free(q);
+}
+
+/* ---- threads ---------------------------------------------------------------------------- */
+
+#define PRODUCERS 4
+#define CONSUMERS 4
+#define PER_PRODUCER 50000
+
+struct mpmc {
+    ftu_queue *q;
+    int timeout_ms; /* consumers' per-pop timeout; 0 = wait forever */
+    pthread_barrier_t start;
+    unsigned char seen[PRODUCERS][PER_PRODUCER];
+    int order_errors;
+    long timeouts;
+    pthread_mutex_t mutex;
+};
+
+struct worker {
+    struct mpmc *t;
+    int index;
+};
+
+static void *producer(void *arg) {
+    struct worker *w = arg;
+    pthread_barrier_wait(&w->t->start);
+    for (uint64_t i = 0; i < PER_PRODUCER; i++) {
+        uint64_t word = ((uint64_t)w->index << 32) | i;
+        while (ftu_queue_push(w->t->q, word, FTU_WAIT_FOREVER) != FTU_OK) {
+        }
+    }
+    return NULL;
+}
+
+static void *consumer(void *arg) {
+    struct worker *w = arg;
+    struct mpmc *t = w->t;
+    int64_t last[PRODUCERS];
+    for (int p = 0; p < PRODUCERS; p++) last[p] = -1;
+    int order_errors = 0;
+    long timeouts = 0;
+    pthread_barrier_wait(&t->start);
+    for (;;) {
+        uint64_t word;
+        int64_t deadline = t->timeout_ms ? ftu_monotonic_ns() + t->timeout_ms * MS : FTU_WAIT_FOREVER;
+        int result = ftu_queue_pop(t->q, &word, deadline);
+        if (result == FTU_SHUTDOWN) break;
+        if (result == FTU_TIMEOUT) {
+            timeouts++;
+            continue;
+        }
+        int p = (int)(word >> 32);
+        int64_t i = (int64_t)(word & 0xffffffffu);
+        if (i <= last[p]) order_errors++;
+        last[p] = i;
+        __atomic_fetch_add(&t->seen[p][i], 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_lock(&t->mutex);
+    t->order_errors += order_errors;
+    t->timeouts += timeouts;
+    pthread_mutex_unlock(&t->mutex);
+    return NULL;
+}
+
+static void test_mpmc(int64_t capacity, int flags, int timeout_ms) {
+    struct mpmc *t = calloc(1, sizeof(struct mpmc));
+    t->q = ftu_queue_new(capacity, flags);
+    t->timeout_ms = timeout_ms;
+    pthread_mutex_init(&t->mutex, NULL);
+    pthread_barrier_init(&t->start, NULL, PRODUCERS + CONSUMERS);
+    pthread_t producers[PRODUCERS], consumers[CONSUMERS];
+    struct worker workers[PRODUCERS + CONSUMERS];
+    for (int i = 0; i < PRODUCERS + CONSUMERS; i++) workers[i] = (struct worker){t, i < PRODUCERS ? i : i - PRODUCERS};
+    for (int i = 0; i < CONSUMERS; i++) pthread_create(&consumers[i], NULL, consumer, &workers[PRODUCERS + i]);
+    for (int i = 0; i < PRODUCERS; i++) pthread_create(&producers[i], NULL, producer, &workers[i]);
+    for (int i = 0; i < PRODUCERS; i++) pthread_join(producers[i], NULL);
+    ftu_queue_shutdown(t->q, 0); /* consumers drain what is left, then stop */
+    for (int i = 0; i < CONSUMERS; i++) pthread_join(consumers[i], NULL);
+    long lost = 0, duplicated = 0;
+    for (int p = 0; p < PRODUCERS; p++) {
+        for (int i = 0; i < PER_PRODUCER; i++) {
+            lost += t->seen[p][i] == 0;
+            duplicated += t->seen[p][i] > 1;
+        }
+    }
+    CHECK(lost == 0 && duplicated == 0, "capacity %" PRId64 " flags %d timeout %d: %ld lost, %ld duplicated",
+          capacity, flags, timeout_ms, lost, duplicated);
+    CHECK(t->order_errors == 0, "capacity %" PRId64 " flags %d: %d per-producer order errors", capacity, flags,
+          t->order_errors);
+    CHECK(ftu_queue_size(t->q) == 0, "size at the end");
+    ftu_queue_free(t->q);
+    pthread_barrier_destroy(&t->start);
+    free(t);
+}
+
+struct waker {
+    ftu_queue *q;
+    int delay_ms;
+    int immediate_shutdown; /* -1: push a word instead */
+};
+
+static void *wake_later(void *arg) {
+    struct waker *w = arg;
+    sleep_ms(w->delay_ms);
+    if (w->immediate_shutdown < 0) {
+        ftu_queue_push(w->q, 42, FTU_NO_WAIT);
+    } else {
+        ftu_queue_shutdown(w->q, w->immediate_shutdown);
+    }
+    return NULL;
+}
+
+static void test_blocked_pop_is_woken(int flags) {
+    for (int mode = -1; mode <= 1; mode++) {
+        ftu_queue *q = ftu_queue_new(0, flags);
+        struct waker waker = {q, 30, mode};
+        pthread_t thread;
+        pthread_create(&thread, NULL, wake_later, &waker);
+        uint64_t w = 0;
+        int64_t start = ftu_monotonic_ns();
+        int result = ftu_queue_pop(q, &w, start + 5000 * MS);
+        int64_t waited = ftu_monotonic_ns() - start;
+        pthread_join(thread, NULL);
+        if (mode < 0) {
+            CHECK(result == FTU_OK && w == 42, "woken by a push: %d", result);
+        } else {
+            CHECK(result == FTU_SHUTDOWN, "woken by shutdown(%d): %d", mode, result);
+        }
+        CHECK(waited < 2000 * MS, "woken in time (%" PRId64 " ms)", waited / MS);
+        ftu_queue_free(q);
+    }
+}
+
+static void *push_after_delay(void *arg) {
+    ftu_queue *q = arg;
+    sleep_ms(30);
+    uint64_t w;
+    ftu_queue_pop(q, &w, FTU_NO_WAIT); /* frees a place */
+    return NULL;
+}
+
+static void test_blocked_push_is_woken(void) {
+    ftu_queue *q = ftu_queue_new(1, 0);
+    ftu_queue_push(q, 1, FTU_NO_WAIT);
+    pthread_t thread;
+    pthread_create(&thread, NULL, push_after_delay, q);
+    CHECK(ftu_queue_push(q, 2, ftu_monotonic_ns() + 5000 * MS) == FTU_OK, "push woken by a pop");
+    pthread_join(thread, NULL);
+    uint64_t w;
+    CHECK(ftu_queue_pop(q, &w, FTU_NO_WAIT) == FTU_OK && w == 2, "the pushed word");
+    ftu_queue_free(q);
+}
+
+/* ---- gather ----------------------------------------------------------------------------- */
+
+#define GATHER_THREADS 8
+#define GATHER_KEYS 40000
+
+struct gather_test {
+    ftu_gather *g;
+    pthread_barrier_t start;
+};
+
+struct gather_worker {
+    struct gather_test *t;
+    int index;
+};
+
+static void *inserter(void *arg) {
+    struct gather_worker *w = arg;
+    /* This thread's keys, in a scrambled order. */
+    int count = 0;
+    int64_t keys[GATHER_KEYS / GATHER_THREADS + 1];
+    for (int64_t k = w->index; k < GATHER_KEYS; k += GATHER_THREADS) keys[count++] = k;
+    unsigned seed = (unsigned)w->index * 7919u + 1;
+    for (int i = count - 1; i > 0; i--) {
+        seed = seed * 1103515245u + 12345u;
+        int j = (int)(seed % (unsigned)(i + 1));
+        int64_t tmp = keys[i];
+        keys[i] = keys[j];
+        keys[j] = tmp;
+    }
+    pthread_barrier_wait(&w->t->start);
+    for (int i = 0; i < count; i++) ftu_gather_insert(w->t->g, keys[i], (uint64_t)keys[i] * 3);
+    return NULL;
+}
+
+static void test_gather_threads(void) {
+    struct gather_test t;
+    t.g = ftu_gather_new();
+    pthread_barrier_init(&t.start, NULL, GATHER_THREADS + 1);
+    pthread_t threads[GATHER_THREADS];
+    struct gather_worker workers[GATHER_THREADS];
+    for (int i = 0; i < GATHER_THREADS; i++) {
+        workers[i] = (struct gather_worker){&t, i};
+        pthread_create(&threads[i], NULL, inserter, &workers[i]);
+    }
+    pthread_barrier_wait(&t.start);
+    int wrong = 0;
+    for (int64_t k = 0; k < GATHER_KEYS; k++) {
+        uint64_t w;
+        int result = ftu_gather_take(t.g, k, 1, &w, ftu_monotonic_ns() + 10000 * MS);
+        if (result != FTU_OK || w != (uint64_t)k * 3) wrong++;
+    }
+    for (int i = 0; i < GATHER_THREADS; i++) pthread_join(threads[i], NULL);
+    CHECK(wrong == 0, "gather: %d keys missing or wrong", wrong);
+    CHECK(ftu_gather_size(t.g) == 0, "gather: empty at the end");
+    ftu_gather_free(t.g);
+    pthread_barrier_destroy(&t.start);
+}
+
+static void *fail_later(void *arg) {
+    sleep_ms(30);
+    ftu_gather_fail(arg);
+    return NULL;
+}
+
+static void test_gather_single(void) {
+    ftu_gather *g = ftu_gather_new();
+    uint64_t w;
+    int64_t key;
+    CHECK(ftu_gather_insert(g, 5, 50) == FTU_OK, "insert");
+    CHECK(ftu_gather_insert(g, 5, 51) == FTU_DUPLICATE, "duplicate");
+    CHECK(ftu_gather_take(g, 5, 0, &w, FTU_NO_WAIT) == FTU_OK && w == 50, "take without clear");
+    CHECK(ftu_gather_take(g, 5, 1, &w, FTU_NO_WAIT) == FTU_OK && w == 50, "take with clear");
+    CHECK(ftu_gather_take(g, 5, 1, &w, FTU_NO_WAIT) == FTU_TIMEOUT, "gone after clear");
+    CHECK(ftu_gather_take(g, 6, 1, &w, ftu_monotonic_ns() + 10 * MS) == FTU_TIMEOUT, "timed take");
+    for (int64_t k = 0; k < 1000; k++) ftu_gather_insert(g, k, (uint64_t)k);
+    int drained = 0;
+    while (ftu_gather_drain(g, &key, &w) == FTU_OK) drained += (uint64_t)key == w;
+    CHECK(drained == 1000, "drain returns every entry once (%d)", drained);
+    pthread_t thread;
+    pthread_create(&thread, NULL, fail_later, g);
+    CHECK(ftu_gather_take(g, 7, 1, &w, ftu_monotonic_ns() + 5000 * MS) == FTU_FAILED, "fail wakes the taker");
+    pthread_join(thread, NULL);
+    CHECK(ftu_gather_failed(g), "failed");
+    ftu_gather_free(g);
+}
+
+int main(void) {
+    test_fifo_and_size(0);
+    test_fifo_and_size(FTU_QUEUE_SPIN);
+    test_capacity();
+    test_shutdown();
+    test_tasks();
+    test_blocked_pop_is_woken(0);
+    test_blocked_pop_is_woken(FTU_QUEUE_SPIN);
+    test_blocked_push_is_woken();
+    int modes[] = {0, FTU_QUEUE_SPIN};
+    for (int m = 0; m < 2; m++) {
+        test_mpmc(0, modes[m], 0);
+        test_mpmc(8, modes[m], 0);
+        test_mpmc(0, modes[m] | FTU_QUEUE_TASKS, 1); /* consumers time out all the time */
+        test_mpmc(4, modes[m], 1);
+    }
+    test_gather_single();
+    test_gather_threads();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
