@@ -13,7 +13,16 @@ import sys
 import sysconfig
 
 BACKENDS = ("native", "cffi")
-PUBLIC_NAMES = ("AtomicInt64", "AtomicReference", "AtomicFlag", "ConcurrentDict", "LocalWrapper")
+PUBLIC_NAMES = (
+    "AtomicInt64",
+    "AtomicReference",
+    "AtomicFlag",
+    "ConcurrentDict",
+    "ConcurrentQueue",
+    "StdConcurrentQueue",
+    "ConcurrentGatheringIterator",
+    "LocalWrapper",
+)
 #: The public module each class is presented under.
 PUBLIC_MODULES = {name: "ft_utils.concurrency" for name in PUBLIC_NAMES}
 PUBLIC_MODULES["LocalWrapper"] = "ft_utils.local"

@@ -119,6 +119,103 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "instead of contending for the shared object's.",
     ),
     "LocalWrapper.wrapped": ("", "The wrapped object (read-only)."),
+    # ---- ConcurrentQueue --------------------------------------------------------------
+    "ConcurrentQueue": (
+        "(scaling=None, lock_free=False)",
+        "An unbounded first-in first-out queue for many producer and consumer threads.\n\n"
+        "A consumer that finds it empty sleeps until an item arrives (lock_free=True:\n"
+        "spins briefly first, for lower latency on busy queues). A pop that times out\n"
+        "or is interrupted takes nothing. scaling is accepted for compatibility and\n"
+        "checked (None or an int >= 1); the queue needs no tuning.",
+    ),
+    "ConcurrentQueue.push": (
+        "(self, value, /)",
+        "Add value at the end. Raises ShutDown after shutdown().",
+    ),
+    "ConcurrentQueue.pop": (
+        "(self, /, timeout=None)",
+        "Remove and return the first value, waiting for one if the queue is empty.\n\n"
+        "timeout: None waits for ever; a number of seconds raises Empty when it passes.\n"
+        "Raises ShutDown once the queue is shut down and empty (at once after\n"
+        "shutdown(immediate=True)).",
+    ),
+    "ConcurrentQueue.pop_local": (
+        "(self, /, timeout=None)",
+        "As pop(), but return the value wrapped in a LocalWrapper.",
+    ),
+    "ConcurrentQueue.shutdown": (
+        "(self, /, immediate=False)",
+        "Shut the queue down: push raises ShutDown from now on; pop returns what is left,\n"
+        "then raises ShutDown. With immediate=True, pop raises ShutDown at once and the\n"
+        "values left are released. Wakes every waiting thread.",
+    ),
+    "ConcurrentQueue.size": ("(self, /)", "Return the number of values in the queue."),
+    "ConcurrentQueue.empty": ("(self, /)", "Return True if the queue holds no value."),
+    # ---- StdConcurrentQueue -----------------------------------------------------------
+    "StdConcurrentQueue": (
+        "(maxsize=0)",
+        "A drop-in replacement for queue.Queue that scales with threads.\n\n"
+        "Same methods, arguments, exceptions and shutdown behaviour as queue.Queue\n"
+        "(Python 3.13); FIFO order and maxsize are exact. maxsize <= 0: unbounded.",
+    ),
+    "StdConcurrentQueue.put": (
+        "(self, /, item, block=True, timeout=None)",
+        "Put item into the queue, waiting for a free place if it is full (block=True),\n"
+        "at most timeout seconds (then raise Full). block=False raises Full at once.\n"
+        "Raises ShutDown if the queue is shut down.",
+    ),
+    "StdConcurrentQueue.get": (
+        "(self, /, block=True, timeout=None)",
+        "Remove and return an item, waiting for one if the queue is empty (block=True),\n"
+        "at most timeout seconds (then raise Empty). block=False raises Empty at once.\n"
+        "Raises ShutDown if the queue is shut down and empty, or shut down immediately.",
+    ),
+    "StdConcurrentQueue.put_nowait": ("(self, item, /)", "put(item, block=False)."),
+    "StdConcurrentQueue.get_nowait": ("(self, /)", "get(block=False)."),
+    "StdConcurrentQueue.qsize": ("(self, /)", "Return the number of items in the queue."),
+    "StdConcurrentQueue.empty": ("(self, /)", "Return True if the queue is empty."),
+    "StdConcurrentQueue.full": ("(self, /)", "Return True if the queue holds maxsize items (never if unbounded)."),
+    "StdConcurrentQueue.task_done": (
+        "(self, /)",
+        "Tell the queue that a task taken with get() is complete.\n\n"
+        "Raises ValueError if called more times than items were put.",
+    ),
+    "StdConcurrentQueue.join": (
+        "(self, /)",
+        "Wait until every item put has been taken and marked done with task_done().",
+    ),
+    "StdConcurrentQueue.shutdown": (
+        "(self, /, immediate=False)",
+        "Shut the queue down, as queue.Queue.shutdown does: put raises ShutDown; get\n"
+        "returns what is left, then raises ShutDown. immediate=True also empties the\n"
+        "queue (ending the tasks of the removed items) so get raises at once.",
+    ),
+    "StdConcurrentQueue.maxsize": ("", "The capacity (0: unbounded). Can be changed."),
+    "StdConcurrentQueue.unfinished_tasks": ("", "The number of items put and not yet marked done."),
+    "StdConcurrentQueue.is_shutdown": ("", "True once shutdown() has been called."),
+    # ---- ConcurrentGatheringIterator --------------------------------------------------
+    "ConcurrentGatheringIterator": (
+        "(scaling=None)",
+        "Gathers values that threads insert under keys 0, 1, 2, ... and yields them in\n"
+        "key order, waiting for each next key to arrive.\n\n"
+        "If an insert fails (bad or repeated key), iterators raise RuntimeError, since\n"
+        "the values can then not all arrive. scaling is accepted and checked (None or an\n"
+        "int >= 1); the structure needs no tuning.",
+    ),
+    "ConcurrentGatheringIterator.insert": (
+        "(self, key, value, /)",
+        "Insert value under key (an int >= 0, inserted once). Safe from any thread.",
+    ),
+    "ConcurrentGatheringIterator.iterator": (
+        "(self, /, max_key, clear=True)",
+        "Return an iterator over the values of keys 0 to max_key inclusive, in key\n"
+        "order, waiting for each key to be inserted. clear=True removes each value as it\n"
+        "is yielded.",
+    ),
+    "ConcurrentGatheringIterator.iterator_local": (
+        "(self, /, max_key, clear=True)",
+        "As iterator(), but yield each value wrapped in a LocalWrapper.",
+    ),
 }
 
 

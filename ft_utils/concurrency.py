@@ -10,5 +10,21 @@ AtomicInt64 = _implementation.AtomicInt64
 AtomicReference = _implementation.AtomicReference
 AtomicFlag = _implementation.AtomicFlag
 ConcurrentDict = _implementation.ConcurrentDict
+ConcurrentQueue = _implementation.ConcurrentQueue
+StdConcurrentQueue = _implementation.StdConcurrentQueue
+ConcurrentGatheringIterator = _implementation.ConcurrentGatheringIterator
 
-__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag", "ConcurrentDict"]
+from ft_utils._exceptions import Empty, Full, ShutDown  # noqa: E402  (queue.Empty, queue.Full)
+
+__all__ = [
+    "AtomicInt64",
+    "AtomicReference",
+    "AtomicFlag",
+    "ConcurrentDict",
+    "ConcurrentQueue",
+    "StdConcurrentQueue",
+    "ConcurrentGatheringIterator",
+    "Empty",
+    "Full",
+    "ShutDown",
+]

@@ -9,10 +9,12 @@ import platform
 import sys
 
 import ft_utils
-from ft_utils.bench import atomics, dicts
+from ft_utils.bench import atomics, dicts, queues
 from ft_utils.bench.harness import measure
 
-SUITES = {"atomics": atomics.WORKLOADS, "dicts": dicts.WORKLOADS}
+SUITES = {"atomics": atomics.WORKLOADS, "dicts": dicts.WORKLOADS, "queues": queues.WORKLOADS}
+# Figures that are not ops/s: run after a suite's throughput table.
+EXTRAS = {"queues": queues.run_extras}
 
 
 def main(argv=None):
@@ -51,6 +53,8 @@ def main(argv=None):
                 ratio = ", ".join(f"{r.median / results[(b, t)].median:.2f}x {b}" for b in w.baseline)
                 spread = f"({min(r.ops_per_s) / 1e6:.2f}-{max(r.ops_per_s) / 1e6:.2f})"
                 print(f"{'':{len(suite) + 2}}{w.name:<26} {t:>7} {r.median / 1e6:>9.2f}   {spread:<17}  {ratio}")
+        if suite in EXTRAS:
+            EXTRAS[suite](args.repeats, print)
     return 0
 
 

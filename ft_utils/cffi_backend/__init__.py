@@ -6,6 +6,13 @@ from ft_utils.cffi_backend.atomic_flag import AtomicFlag
 from ft_utils.cffi_backend.atomic_int64 import AtomicInt64
 from ft_utils.cffi_backend.atomic_reference import AtomicReference
 from ft_utils.cffi_backend.concurrent_dict import ConcurrentDict
+from ft_utils.cffi_backend.concurrent_gathering_iterator import ConcurrentGatheringIterator
+from ft_utils.cffi_backend.concurrent_queue import ConcurrentQueue
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
+from ft_utils.cffi_backend.std_concurrent_queue import StdConcurrentQueue
+from ft_utils._exceptions import Empty, Full, ShutDown
 
-__all__ = ["AtomicInt64", "AtomicReference", "AtomicFlag", "ConcurrentDict", "LocalWrapper"]
+__all__ = [
+    "AtomicInt64", "AtomicReference", "AtomicFlag", "ConcurrentDict", "ConcurrentQueue",
+    "StdConcurrentQueue", "ConcurrentGatheringIterator", "LocalWrapper", "Empty", "Full", "ShutDown",
+]

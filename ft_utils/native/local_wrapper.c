@@ -30,6 +30,8 @@ static PyObject *wrap(PyObject *obj) {
     return (PyObject *)self;
 }
 
+PyObject *ftu_local_wrap(PyObject *obj) { return wrap(obj); }
+
 static PyObject *LocalWrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"wrapped", NULL};
     PyObject *obj;

@@ -23,6 +23,13 @@ static int native_exec(PyObject *module) {
     if (atomic_flag_module_init(module) < 0) return -1;
     if (concurrent_dict_module_init(module) < 0) return -1;
     if (local_wrapper_module_init(module) < 0) return -1;
+    if (ftu_blocking_init() < 0) return -1;
+    if (concurrent_queue_module_init(module) < 0) return -1;
+    if (std_concurrent_queue_module_init(module) < 0) return -1;
+    if (concurrent_gathering_iterator_module_init(module) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "Empty", ftu_Empty) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "Full", ftu_Full) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "ShutDown", ftu_ShutDown) < 0) return -1;
     return 0;
 }
 

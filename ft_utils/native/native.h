@@ -58,6 +58,9 @@ extern PyTypeObject AtomicReference_Type;
 extern PyTypeObject AtomicFlag_Type;
 extern PyTypeObject ConcurrentDict_Type;
 extern PyTypeObject LocalWrapper_Type;
+extern PyTypeObject ConcurrentQueue_Type;
+extern PyTypeObject StdConcurrentQueue_Type;
+extern PyTypeObject ConcurrentGatheringIterator_Type;
 
 #define AtomicInt64_Check(op) PyObject_TypeCheck(op, &AtomicInt64_Type)
 
@@ -67,6 +70,48 @@ int atomic_reference_module_init(PyObject *module);
 int atomic_flag_module_init(PyObject *module);
 int concurrent_dict_module_init(PyObject *module);
 int local_wrapper_module_init(PyObject *module);
+int concurrent_queue_module_init(PyObject *module);
+int std_concurrent_queue_module_init(PyObject *module);
+int concurrent_gathering_iterator_module_init(PyObject *module);
+
+/* ---- blocking.c: what the blocking methods share ---------------------------------- */
+
+/* queue.Empty, queue.Full and ft_utils' ShutDown (queue.ShutDown on 3.13+). */
+extern PyObject *ftu_Empty, *ftu_Full, *ftu_ShutDown;
+int ftu_blocking_init(void);
+
+/* block false: FTU_NO_WAIT; timeout None: FTU_WAIT_FOREVER; else a deadline. -1 with
+ * TypeError / ValueError (negative) as queue.Queue raises them. */
+int ftu_deadline(PyObject *timeout, int block, int64_t *deadline_ns);
+
+/* A core call that may wait: returns a core status. */
+typedef int (*ftu_blocking_op)(void *arg, int64_t deadline_ns);
+/* Tries op without waiting; if it must wait, calls it again with the thread state
+ * detached, running signal handlers whenever a signal interrupts the wait. Returns the
+ * core status, or -1 with the exception of a signal handler (KeyboardInterrupt). */
+int ftu_call_blocking(ftu_blocking_op op, void *arg, int64_t deadline_ns);
+
+/* Parses METH_FASTCALL | METH_KEYWORDS arguments by name (names NULL-terminated); the
+ * first `required` are required; missing optional ones are set to NULL. */
+int ftu_parse_fastcall(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *function,
+                       const char *const *names, Py_ssize_t required, PyObject **values);
+
+/* Adapter from a core visit callback to a GC visitproc, for words that are objects. */
+struct ftu_visit_context {
+    visitproc visit;
+    void *arg;
+};
+int ftu_visit_object(uint64_t word, void *arg);
+
+/* concurrent_queue.c, shared with std_concurrent_queue.c: the scaling argument (None or
+ * an int >= 1; unused by the design but checked); release every object left in q; pop
+ * one object (new reference) or raise Empty / ShutDown. */
+int ftu_check_scaling(PyObject *scaling, const char *type_name);
+void ftu_queue_release_all(ftu_queue *q);
+PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns);
+
+/* A new LocalWrapper around obj (local_wrapper.c). */
+PyObject *ftu_local_wrap(PyObject *obj);
 
 /* Shared helpers (module.c): ready type and add it to module under its short name; the
  * name of a type without its module, for reprs. */

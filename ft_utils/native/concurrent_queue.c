@@ -1,0 +1,198 @@
+/*
+ * ConcurrentQueue: an unbounded FIFO of objects over the core queue (csrc/ftu_queue.c).
+ *
+ * The queue holds one strong reference per object, as a word; pop hands that reference
+ * to the caller. Waiting happens in the core with the thread state detached.
+ */
+#include "native.h"
+
+typedef struct {
+    PyObject_HEAD
+    ftu_queue *queue;
+    int lock_free;
+    PyObject *weakreflist;
+} ConcurrentQueueObject;
+
+static inline ftu_queue *queue_of(PyObject *op) { return ((ConcurrentQueueObject *)op)->queue; }
+
+int ftu_check_scaling(PyObject *scaling, const char *type_name) {
+    if (scaling == NULL || scaling == Py_None) return 0;
+    if (PyBool_Check(scaling) || !PyIndex_Check(scaling)) {
+        PyErr_Format(PyExc_TypeError, "%s() scaling must be an int or None, not %.200s", type_name,
+                     Py_TYPE(scaling)->tp_name);
+        return -1;
+    }
+    Py_ssize_t value = PyNumber_AsSsize_t(scaling, NULL);
+    if (value == -1 && PyErr_Occurred()) return -1;
+    if (value < 1) {
+        PyErr_Format(PyExc_ValueError, "%s() scaling must be at least 1, not %zd", type_name, value);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"scaling", "lock_free", NULL};
+    PyObject *scaling = Py_None;
+    int lock_free = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op:ConcurrentQueue", kwlist, &scaling, &lock_free)) return NULL;
+    if (ftu_check_scaling(scaling, "ConcurrentQueue") < 0) return NULL;
+    ConcurrentQueueObject *self = (ConcurrentQueueObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->lock_free = lock_free;
+    self->queue = ftu_queue_new(0, lock_free ? FTU_QUEUE_SPIN : 0);
+    if (self->queue == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+/* Releases every object left in q. */
+void ftu_queue_release_all(ftu_queue *q) {
+    uint64_t word;
+    while (ftu_queue_drain(q, &word) == FTU_OK) Py_DECREF((PyObject *)(uintptr_t)word);
+}
+
+static int ConcurrentQueue_traverse(PyObject *op, visitproc visit, void *arg) {
+    if (queue_of(op) == NULL) return 0;
+    struct ftu_visit_context context = {visit, arg};
+    return ftu_queue_visit(queue_of(op), ftu_visit_object, &context);
+}
+
+static int ConcurrentQueue_clear(PyObject *op) {
+    if (queue_of(op) != NULL) ftu_queue_release_all(queue_of(op));
+    return 0;
+}
+
+static void ConcurrentQueue_dealloc(PyObject *op) {
+    ConcurrentQueueObject *self = (ConcurrentQueueObject *)op;
+    PyTypeObject *type = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    if (self->weakreflist != NULL) PyObject_ClearWeakRefs(op);
+    if (self->queue != NULL) {
+        ftu_queue_release_all(self->queue);
+        ftu_queue_free(self->queue);
+        self->queue = NULL;
+    }
+    type->tp_free(op);
+}
+
+/* ---- push / pop ----------------------------------------------------------------------- */
+
+static PyObject *ConcurrentQueue_push(PyObject *op, PyObject *value) {
+    Py_INCREF(value);
+    int status = ftu_queue_push(queue_of(op), (uint64_t)(uintptr_t)value, FTU_NO_WAIT);
+    if (status == FTU_OK) Py_RETURN_NONE;
+    Py_DECREF(value);
+    if (status == FTU_SHUTDOWN) {
+        PyErr_SetNone(ftu_ShutDown);
+    } else {
+        PyErr_NoMemory();
+    }
+    return NULL;
+}
+
+struct pop_call {
+    ftu_queue *queue;
+    uint64_t word;
+};
+
+static int pop_op(void *arg, int64_t deadline_ns) {
+    struct pop_call *call = arg;
+    return ftu_queue_pop(call->queue, &call->word, deadline_ns);
+}
+
+/* The popped object (a new reference), or NULL with Empty / ShutDown / a signal's error. */
+PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns) {
+    struct pop_call call = {queue, 0};
+    int status = ftu_call_blocking(pop_op, &call, deadline_ns);
+    switch (status) {
+    case FTU_OK:
+        return (PyObject *)(uintptr_t)call.word;
+    case FTU_TIMEOUT:
+        PyErr_SetNone(ftu_Empty);
+        return NULL;
+    case FTU_SHUTDOWN:
+        PyErr_SetNone(ftu_ShutDown);
+        return NULL;
+    default: /* -1: a signal handler raised */
+        return NULL;
+    }
+}
+
+static PyObject *pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *name) {
+    static const char *const names[] = {"timeout", NULL};
+    PyObject *timeout;
+    if (ftu_parse_fastcall(args, nargs, kwnames, name, names, 0, &timeout) < 0) return NULL;
+    int64_t deadline;
+    if (ftu_deadline(timeout, 1, &deadline) < 0) return NULL;
+    return ftu_queue_pop_object(queue_of(op), deadline);
+}
+
+static PyObject *ConcurrentQueue_pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return pop(op, args, nargs, kwnames, "pop");
+}
+
+static PyObject *ConcurrentQueue_pop_local(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+                                           PyObject *kwnames) {
+    PyObject *value = pop(op, args, nargs, kwnames, "pop_local");
+    if (value == NULL) return NULL;
+    PyObject *wrapper = ftu_local_wrap(value);
+    Py_DECREF(value);
+    return wrapper;
+}
+
+static PyObject *ConcurrentQueue_shutdown(PyObject *op, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"immediate", NULL};
+    int immediate = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:shutdown", kwlist, &immediate)) return NULL;
+    ftu_queue_shutdown(queue_of(op), immediate);
+    if (immediate) ftu_queue_release_all(queue_of(op));
+    Py_RETURN_NONE;
+}
+
+static PyObject *ConcurrentQueue_size(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLongLong(ftu_queue_size(queue_of(op)));
+}
+
+static PyObject *ConcurrentQueue_empty(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    return PyBool_FromLong(ftu_queue_size(queue_of(op)) == 0);
+}
+
+static PyObject *ConcurrentQueue_repr(PyObject *op) {
+    ConcurrentQueueObject *self = (ConcurrentQueueObject *)op;
+    static const char *const states[] = {"", ", shut down", ", shut down immediately"};
+    return PyUnicode_FromFormat("<%s size=%lld%s%s>", ftu_type_name(Py_TYPE(op)),
+                                (long long)ftu_queue_size(self->queue), self->lock_free ? ", lock_free" : "",
+                                states[ftu_queue_state(self->queue)]);
+}
+
+static PyMethodDef ConcurrentQueue_methods[] = {
+    {"push", ConcurrentQueue_push, METH_O, DOC_ConcurrentQueue_push},
+    {"pop", (PyCFunction)(void (*)(void))ConcurrentQueue_pop, METH_FASTCALL | METH_KEYWORDS, DOC_ConcurrentQueue_pop},
+    {"pop_local", (PyCFunction)(void (*)(void))ConcurrentQueue_pop_local, METH_FASTCALL | METH_KEYWORDS,
+     DOC_ConcurrentQueue_pop_local},
+    {"shutdown", (PyCFunction)(void (*)(void))ConcurrentQueue_shutdown, METH_VARARGS | METH_KEYWORDS,
+     DOC_ConcurrentQueue_shutdown},
+    {"size", ConcurrentQueue_size, METH_NOARGS, DOC_ConcurrentQueue_size},
+    {"empty", ConcurrentQueue_empty, METH_NOARGS, DOC_ConcurrentQueue_empty},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject ConcurrentQueue_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ft_utils.concurrency.ConcurrentQueue",
+    .tp_basicsize = sizeof(ConcurrentQueueObject),
+    .tp_dealloc = ConcurrentQueue_dealloc,
+    .tp_repr = ConcurrentQueue_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = DOC_ConcurrentQueue,
+    .tp_traverse = ConcurrentQueue_traverse,
+    .tp_clear = ConcurrentQueue_clear,
+    .tp_weaklistoffset = offsetof(ConcurrentQueueObject, weakreflist),
+    .tp_methods = ConcurrentQueue_methods,
+    .tp_new = ConcurrentQueue_new,
+};
+
+int concurrent_queue_module_init(PyObject *module) { return ftu_add_type(module, &ConcurrentQueue_Type); }

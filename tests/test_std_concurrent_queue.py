@@ -1,0 +1,270 @@
+"""StdConcurrentQueue on every backend: queue.Queue's behaviour (and CPython's own
+queue.Queue test-suite where the interpreter ships it), exact maxsize and FIFO under
+threads, tasks, a hypothesis state machine against a deque."""
+
+import collections
+import gc
+import queue
+import threading
+import time
+import unittest
+import weakref
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from conftest import BACKENDS
+from ft_utils import _backend
+from threading_helpers import run_threads
+
+
+class Obj:
+    pass
+
+
+def test_basic_put_get(backend):
+    q = backend.StdConcurrentQueue()
+    assert q.maxsize == 0 and q.empty() and not q.full() and q.qsize() == 0
+    for i in range(5):
+        q.put(i)
+    q.put_nowait(5)
+    assert q.qsize() == 6
+    assert [q.get() for _ in range(3)] == [0, 1, 2]
+    assert q.get(block=False) == 3 and q.get(timeout=1) == 4 and q.get_nowait() == 5
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.01)
+
+
+def test_maxsize(backend):
+    q = backend.StdConcurrentQueue(2)
+    q.put(1)
+    q.put(2)
+    assert q.full()
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    with pytest.raises(queue.Full):
+        q.put(3, timeout=0.01)
+    with pytest.raises(queue.Full):
+        q.put(3, block=False)
+    q.maxsize = 3
+    q.put_nowait(3)
+    assert q.full() and q.maxsize == 3
+    q.maxsize = 0
+    q.put_nowait(4)
+    assert not q.full()
+    assert backend.StdConcurrentQueue(-5).maxsize == 0
+    with pytest.raises(TypeError):
+        backend.StdConcurrentQueue("3")
+
+
+def test_timeouts_are_checked(backend):
+    q = backend.StdConcurrentQueue(1)
+    with pytest.raises(ValueError, match="non-negative"):
+        q.get(timeout=-1)
+    q.put(1)
+    with pytest.raises(ValueError, match="non-negative"):
+        q.put(2, timeout=-1)
+    with pytest.raises(TypeError):
+        q.get(True, "soon")
+
+
+def test_tasks(backend):
+    q = backend.StdConcurrentQueue()
+    with pytest.raises(ValueError, match="too many"):
+        q.task_done()
+    q.put("a")
+    q.put("b")
+    assert q.unfinished_tasks == 2
+    done = []
+
+    def worker():
+        for _ in range(2):
+            q.get()
+            time.sleep(0.01)
+            q.task_done()
+        done.append(True)
+
+    threading.Thread(target=worker).start()
+    q.join()
+    assert done and q.unfinished_tasks == 0
+
+
+def test_shutdown(backend):
+    q = backend.StdConcurrentQueue()
+    assert q.is_shutdown is False
+    q.put(1)
+    q.shutdown()
+    assert q.is_shutdown is True
+    with pytest.raises(backend.ShutDown):
+        q.put(2)
+    assert q.get() == 1
+    with pytest.raises(backend.ShutDown):
+        q.get()
+    q2 = backend.StdConcurrentQueue()
+    items = [Obj(), Obj()]
+    refs = [weakref.ref(i) for i in items]
+    for item in items:
+        q2.put(item)
+    del items, item
+    q2.shutdown(immediate=True)
+    gc.collect()
+    assert all(r() is None for r in refs) and q2.qsize() == 0 and q2.unfinished_tasks == 0
+    q2.join()  # the immediate shutdown ended the removed items' tasks
+
+
+def test_generic_alias_and_repr(backend):
+    assert backend.StdConcurrentQueue[int].__origin__ is backend.StdConcurrentQueue
+    assert "maxsize=3" in repr(backend.StdConcurrentQueue(3))
+
+
+def test_objects_left_in_a_dropped_queue_are_released(backend):
+    q = backend.StdConcurrentQueue()
+    item = Obj()
+    ref = weakref.ref(item)
+    q.put(item)
+    q.put(q)
+    del item, q
+    gc.collect()
+    assert ref() is None
+
+
+# ---- CPython's own queue.Queue test-suite --------------------------------------------------
+
+try:
+    from test import test_queue as cpython_test_queue
+
+    HAVE_SUITE = hasattr(cpython_test_queue.BaseQueueTestMixin, "test_shutdown_immediate_all_methods_in_many_threads")
+except Exception:  # interpreters without the test package, or an older suite
+    HAVE_SUITE = False
+
+if HAVE_SUITE:
+
+    def _suite_for(name):
+        # The suite picks the expected order from the class name: "Queue" means FIFO.
+        Queue = type("Queue", (_backend.load(name).StdConcurrentQueue,), {})
+
+        class Suite(cpython_test_queue.BaseQueueTestMixin, unittest.TestCase):
+            queue = queue
+
+            def setUp(self):
+                self.type2test = Queue
+                super().setUp()
+
+        Suite.__name__ = Suite.__qualname__ = f"TestCPythonQueueSuite_{name}"
+        return Suite
+
+    for _name in BACKENDS:
+        globals()[f"TestCPythonQueueSuite_{_name}"] = _suite_for(_name)
+    del _name
+else:
+
+    def test_cpython_suite_is_available_where_it_matters():
+        pytest.skip("this interpreter does not ship CPython 3.13's test.test_queue")
+
+
+# ---- threads --------------------------------------------------------------------------------
+
+
+@pytest.mark.stress
+def test_threads_maxsize_is_never_exceeded_and_nothing_is_lost(backend):
+    q = backend.StdConcurrentQueue(4)
+    producers, consumers, per_producer = 4, 4, 2000
+    over = []
+
+    def work(index):
+        if index < producers:
+            for n in range(per_producer):
+                q.put((index, n))
+                size = q.qsize()
+                if size > 4:
+                    over.append(size)
+            return []
+        got = []
+        while len(got) < per_producer:  # as many gets as one producer's puts
+            got.append(q.get(timeout=30))
+            q.task_done()
+        return got
+
+    results = run_threads(producers + consumers, work, timeout=90)
+    q.join()
+    everything = [item for got in results for item in got]
+    assert not over, f"qsize went over maxsize: {over[:5]}"
+    assert sorted(everything) == sorted((p, n) for p in range(producers) for n in range(per_producer))
+    for got in results[producers:]:
+        last = {}
+        for p, n in got:
+            assert n > last.get(p, -1)
+            last[p] = n
+
+
+# ---- hypothesis: a deque model ---------------------------------------------------------------
+
+
+def make_machine(backend, maxsize):
+    class StdQueueMachine(RuleBasedStateMachine):
+        def __init__(self):
+            super().__init__()
+            self.q = backend.StdConcurrentQueue(maxsize)
+            self.model = collections.deque()
+            self.unfinished = 0
+            self.state = "open"
+
+        @rule(value=st.integers())
+        def put(self, value):
+            if self.state != "open":
+                with pytest.raises(backend.ShutDown):
+                    self.q.put_nowait(value)
+            elif maxsize and len(self.model) >= maxsize:
+                with pytest.raises(queue.Full):
+                    self.q.put(value, timeout=0.001)
+            else:
+                self.q.put(value, block=False)
+                self.model.append(value)
+                self.unfinished += 1
+
+        @rule()
+        def get(self):
+            if self.state == "immediate" or (self.state == "shut" and not self.model):
+                with pytest.raises(backend.ShutDown):
+                    self.q.get_nowait()
+            elif not self.model:
+                with pytest.raises(queue.Empty):
+                    self.q.get(timeout=0.001)
+            else:
+                assert self.q.get_nowait() == self.model.popleft()
+
+        @rule()
+        def task_done(self):
+            if self.unfinished == 0:
+                with pytest.raises(ValueError):
+                    self.q.task_done()
+            else:
+                self.q.task_done()
+                self.unfinished -= 1
+
+        @precondition(lambda self: self.state == "open")
+        @rule(immediate=st.booleans())
+        def shutdown(self, immediate):
+            self.q.shutdown(immediate=immediate)
+            self.state = "immediate" if immediate else "shut"
+            if immediate:
+                self.unfinished = max(0, self.unfinished - len(self.model))
+                self.model.clear()
+
+        @invariant()
+        def agrees(self):
+            assert self.q.qsize() == len(self.model)
+            assert self.q.empty() == (not self.model)
+            assert self.q.full() == bool(maxsize and len(self.model) >= maxsize)
+            assert self.q.unfinished_tasks == self.unfinished
+            assert self.q.is_shutdown == (self.state != "open")
+
+    return StdQueueMachine
+
+
+@pytest.mark.parametrize("maxsize", [0, 3])
+def test_state_machine_against_deque(backend, maxsize):
+    run_state_machine_as_test(make_machine(backend, maxsize))
