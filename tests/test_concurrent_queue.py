@@ -281,34 +281,50 @@ def test_threads_consumers_that_time_out_take_nothing(backend, lock_free):
 
 @pytest.mark.stress
 def test_threads_immediate_shutdown_loses_nothing_silently(backend, lock_free):
-    """Under immediate shutdown, every pushed item is either popped once or was still in
-    the queue (released by the shutdown): popped + left == pushed."""
+    """Under an immediate shutdown racing producers and consumers: every item popped was
+    pushed, none is popped twice, each producer's items come out in order, and the items
+    not popped were released by the shutdown (weakrefs), not leaked."""
     q = backend.ConcurrentQueue(lock_free=lock_free)
-    pushed = [0] * 3
-    popped = [0] * 3
+    producers, consumers = 3, 3
+    refs = [[] for _ in range(producers)]
+
+    class Item:
+        __slots__ = ("producer", "n", "__weakref__")
+
+        def __init__(self, producer, n):
+            self.producer, self.n = producer, n
 
     def work(index):
-        if index < 3:
+        if index < producers:
             try:
                 for n in range(100000):
-                    q.push(n)
-                    pushed[index] += 1
+                    item = Item(index, n)
+                    refs[index].append(weakref.ref(item))
+                    q.push(item)
+                    del item
             except backend.ShutDown:
                 pass
-        elif index < 6:
+            return []
+        if index < producers + consumers:
+            got = []
             try:
                 while True:
-                    q.pop()
-                    popped[index - 3] += 1
+                    item = q.pop()
+                    got.append((item.producer, item.n))
             except backend.ShutDown:
-                pass
-        else:
-            time.sleep(0.05)
-            left = q.size()
-            q.shutdown(immediate=True)
-            return left
-        return None
+                return got
+        time.sleep(0.05)
+        q.shutdown(immediate=True)
+        return []
 
-    run_threads(7, work, timeout=60)
-    assert sum(popped) <= sum(pushed)
+    results = run_threads(producers + consumers + 1, work, timeout=60)
+    popped = [pair for got in results for pair in got]
+    assert len(popped) == len(set(popped)), "an item was popped twice"
+    for got in results:
+        last = {}
+        for p, n in got:
+            assert n > last.get(p, -1)
+            last[p] = n
+    gc.collect()
+    assert all(r() is None for rs in refs for r in rs), "items left in the queue were not released"
     assert q.size() == 0
