@@ -13,8 +13,8 @@
  * With a capacity (or task tracking), `space` counts free places the same way for
  * producers.
  *
- * Sleeping: a waiter announces itself in a `*_waiting` counter, re-checks, and sleeps on
- * a `*_signal` word; whoever makes progress possible bumps the signal and wakes it. All
+ * Sleeping: a waiter announces itself in its waitset's `waiting` count, re-checks, and
+ * sleeps on the `signal` word; whoever makes progress possible bumps it and wakes. All
  * of these accesses are sequentially consistent, which is what makes the announce /
  * re-check / bump handshake free of lost wake-ups.
  *
@@ -29,10 +29,24 @@
 
 #define SEGMENT_SLOTS 1023 /* with the link: 8 KiB per segment */
 #define UNBOUNDED (INT64_MAX / 4)
+#define SPIN_SHORT 0   /* default mode: no pause loop, only the yields (as CPython locks) */
+#define SPIN_LONG 4000 /* tens of microseconds */
+#define YIELDS 10
 
 struct segment {
     struct segment *next;
     uint64_t slot[SEGMENT_SLOTS];
+};
+
+/* Threads sleeping until a counter turns positive. `pending` is set by the one who
+ * wakes a sleeper and cleared by the sleeper once it runs: until then further pushes
+ * need not wake anyone (the woken thread passes the wake-up on if it finds more than
+ * it takes), which spares a producer a system call per word while a consumer is
+ * getting back on a CPU. */
+struct waitset {
+    _Atomic uint32_t signal; /* the futex word: bumped to wake */
+    _Atomic uint32_t waiting;
+    _Atomic uint32_t pending;
 };
 
 struct ftu_queue {
@@ -44,23 +58,22 @@ struct ftu_queue {
     _Alignas(64) ftu_spinlock tail_lock;
     struct segment *tail;
     int64_t tail_index;
-    _Atomic int state;
-    /* words pushed and not claimed; consumers sleep on items_signal */
+    /* words pushed and not claimed; consumers wait in `consumers` */
     _Alignas(64) _Atomic int64_t items;
-    _Atomic uint32_t items_signal;
-    _Atomic uint32_t consumers_waiting;
-    /* free places (when counted); producers sleep on space_signal */
+    struct waitset consumers;
+    /* free places (when counted); producers wait in `producers` */
     _Alignas(64) _Atomic int64_t space;
     _Atomic int64_t capacity;
-    _Atomic uint32_t space_signal;
-    _Atomic uint32_t producers_waiting;
-    /* unfinished tasks (FTU_QUEUE_TASKS); join sleeps on tasks_signal */
+    struct waitset producers;
+    /* unfinished tasks (FTU_QUEUE_TASKS); join waits in `joiners` */
     _Alignas(64) _Atomic int64_t unfinished;
-    _Atomic uint32_t tasks_signal;
-    _Atomic uint32_t joiners_waiting;
-    _Atomic(struct segment *) spare; /* one emptied segment kept for reuse */
+    struct waitset joiners;
+    /* read by every push and pop, written almost never: a line of its own, so that
+     * reading it does not pull the producers' or the consumers' line across cores */
+    _Alignas(64) _Atomic int state;
     int flags;
     int count_space;
+    _Atomic(struct segment *) spare; /* one emptied segment kept for reuse */
 };
 
 static struct segment *segment_get(ftu_queue *q) {
@@ -107,17 +120,27 @@ void ftu_queue_free(ftu_queue *q) {
 
 /* Decrements *counter if it is positive; returns whether it did. */
 static int claim(_Atomic int64_t *counter) {
-    int64_t n = atomic_load(counter);
-    while (n > 0) {
-        if (atomic_compare_exchange_weak(counter, &n, n - 1)) return 1;
+    /* Start with a guess instead of a load: a compare-and-swap takes the cache line for
+     * writing at once, where a load would fetch it shared and then upgrade it. */
+    int64_t n = 1;
+    while (!atomic_compare_exchange_weak(counter, &n, n - 1)) {
+        if (n <= 0) return 0;
     }
-    return 0;
+    return 1;
 }
 
-static void notify(_Atomic uint32_t *signal_word, _Atomic uint32_t *waiting, int count) {
-    if (atomic_load(waiting) > 0) {
-        atomic_fetch_add(signal_word, 1);
-        ftu_word_wake(signal_word, count);
+/* Wakes one sleeper of ws, unless a wake-up is already on its way. */
+static void wake_one(struct waitset *ws) {
+    if (atomic_load(&ws->waiting) > 0 && atomic_exchange(&ws->pending, 1) == 0) {
+        atomic_fetch_add(&ws->signal, 1);
+        ftu_word_wake(&ws->signal, 1);
+    }
+}
+
+static void wake_all(struct waitset *ws) {
+    if (atomic_load(&ws->waiting) > 0) {
+        atomic_fetch_add(&ws->signal, 1);
+        ftu_word_wake(&ws->signal, -1);
     }
 }
 
@@ -132,48 +155,62 @@ static int counter_ready(void *arg) {
            atomic_load_explicit(&check->q->state, memory_order_relaxed) != FTU_QUEUE_OPEN;
 }
 
-/* Sleeps until *counter may be positive or the state changed: FTU_OK (re-check),
+/* Sleeps in ws until *counter may be positive or the state changed: FTU_OK (re-check),
  * FTU_TIMEOUT or FTU_INTERRUPTED. */
-static int wait_for(ftu_queue *q, _Atomic int64_t *counter, _Atomic uint32_t *signal_word,
-                    _Atomic uint32_t *waiting, int64_t deadline_ns) {
-    if (q->flags & FTU_QUEUE_SPIN) {
-        struct ready_check check = {q, counter};
-        if (ftu_spin_until(counter_ready, &check)) return FTU_OK;
-    }
-    uint32_t seen = atomic_load(signal_word);
-    atomic_fetch_add(waiting, 1);
+static int wait_for(ftu_queue *q, _Atomic int64_t *counter, struct waitset *ws, int64_t deadline_ns) {
+    /* Wait a little before sleeping. When producers and consumers run at the same pace,
+     * the next word is usually a moment away, and sleeping then being woken costs both
+     * sides a system call (and, on a virtual machine, an interrupt between CPUs). The
+     * default mode yields the CPU a few times first, as CPython's own locks do;
+     * FTU_QUEUE_SPIN also spins on the CPU for tens of microseconds before that. */
+    struct ready_check check = {q, counter};
+    int spin = q->flags & FTU_QUEUE_SPIN;
+    if (ftu_spin_until(counter_ready, &check, spin ? SPIN_LONG : SPIN_SHORT, YIELDS)) return FTU_OK;
+    uint32_t seen = atomic_load(&ws->signal);
+    atomic_fetch_add(&ws->waiting, 1);
+    /* A wake-up still marked pending may have gone to a thread that is gone: clear it
+     * before the re-check, so that the next push wakes this thread. */
+    atomic_store(&ws->pending, 0);
     int result = FTU_OK;
     if (atomic_load(counter) <= 0 && atomic_load(&q->state) == FTU_QUEUE_OPEN)
-        result = ftu_word_wait(signal_word, seen, deadline_ns);
-    atomic_fetch_sub(waiting, 1);
+        result = ftu_word_wait(&ws->signal, seen, deadline_ns);
+    atomic_fetch_sub(&ws->waiting, 1);
+    atomic_store(&ws->pending, 0); /* awake: the next push may wake someone else */
     return result;
 }
 
-/* A waiter that leaves without taking what it may have been woken for passes the
- * wake-up on, so that another waiter is not left asleep beside an available word. */
-static void pass_on(_Atomic int64_t *counter, _Atomic uint32_t *signal_word, _Atomic uint32_t *waiting) {
-    if (atomic_load(counter) > 0) notify(signal_word, waiting, 1);
+/* After a wait: if more is available than this thread takes, wake the next sleeper
+ * (the pusher may have skipped it while our wake-up was pending). Also what a waiter
+ * that leaves empty-handed (timeout, signal) does, so no sleeper is left beside an
+ * available word. */
+static void pass_on(_Atomic int64_t *counter, struct waitset *ws) {
+    if (atomic_load(counter) > 0) wake_one(ws);
 }
 
 /* ---- push ------------------------------------------------------------------------------ */
 
 static int claim_space(ftu_queue *q, int64_t deadline_ns) {
+    int waited = 0;
     for (;;) {
-        if (claim(&q->space)) return FTU_OK;
+        if (claim(&q->space)) {
+            if (waited) pass_on(&q->space, &q->producers);
+            return FTU_OK;
+        }
         if (atomic_load(&q->state) != FTU_QUEUE_OPEN) return FTU_SHUTDOWN;
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
-        int result = wait_for(q, &q->space, &q->space_signal, &q->producers_waiting, deadline_ns);
+        int result = wait_for(q, &q->space, &q->producers, deadline_ns);
+        waited = 1;
         if (result != FTU_OK) {
-            if (claim(&q->space)) return FTU_OK; /* room appeared as the wait ended */
-            pass_on(&q->space, &q->space_signal, &q->producers_waiting);
-            return result;
+            int claimed = claim(&q->space); /* room may have appeared as the wait ended */
+            pass_on(&q->space, &q->producers);
+            return claimed ? FTU_OK : result;
         }
     }
 }
 
 static void release_space(ftu_queue *q) {
     atomic_fetch_add(&q->space, 1);
-    notify(&q->space_signal, &q->producers_waiting, 1);
+    wake_one(&q->producers);
 }
 
 int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns) {
@@ -210,7 +247,7 @@ int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns) {
         if (q->count_space) release_space(q);
         return result;
     }
-    notify(&q->items_signal, &q->consumers_waiting, 1);
+    wake_one(&q->consumers);
     return FTU_OK;
 }
 
@@ -235,31 +272,33 @@ static uint64_t take(ftu_queue *q) {
 }
 
 int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
+    int waited = 0;
     for (;;) {
         int state = atomic_load(&q->state);
         if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
         if (claim(&q->items)) {
+            if (waited) pass_on(&q->items, &q->consumers);
             *word = take(q);
             return FTU_OK;
         }
         if (state != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* shut and drained */
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
-        int result = wait_for(q, &q->items, &q->items_signal, &q->consumers_waiting, deadline_ns);
+        int result = wait_for(q, &q->items, &q->consumers, deadline_ns);
+        waited = 1;
         if (result != FTU_OK) {
-            if (atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && claim(&q->items)) {
-                *word = take(q); /* a word arrived as the wait ended */
-                return FTU_OK;
-            }
-            pass_on(&q->items, &q->items_signal, &q->consumers_waiting);
-            return result;
+            /* a word may have arrived as the wait ended */
+            int claimed = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && claim(&q->items);
+            pass_on(&q->items, &q->consumers);
+            if (!claimed) return result;
+            *word = take(q);
+            return FTU_OK;
         }
     }
 }
 
 static void task_finished_by_drain(ftu_queue *q) {
     if (!(q->flags & FTU_QUEUE_TASKS)) return;
-    if (claim(&q->unfinished) && atomic_load(&q->unfinished) == 0)
-        notify(&q->tasks_signal, &q->joiners_waiting, -1);
+    if (claim(&q->unfinished) && atomic_load(&q->unfinished) == 0) wake_all(&q->joiners);
 }
 
 int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
@@ -283,7 +322,7 @@ void ftu_queue_set_capacity(ftu_queue *q, int64_t capacity) {
     int64_t old = atomic_exchange(&q->capacity, capacity);
     if (!q->count_space || old == capacity) return;
     atomic_fetch_add(&q->space, capacity - old);
-    if (capacity > old) notify(&q->space_signal, &q->producers_waiting, -1);
+    if (capacity > old) wake_all(&q->producers);
 }
 
 void ftu_queue_shutdown(ftu_queue *q, int immediate) {
@@ -292,10 +331,10 @@ void ftu_queue_shutdown(ftu_queue *q, int immediate) {
     if (atomic_load(&q->state) < wanted) atomic_store(&q->state, wanted);
     ftu_spinlock_unlock(&q->tail_lock);
     /* Everyone re-checks: consumers and producers, waiting or about to wait. */
-    atomic_fetch_add(&q->items_signal, 1);
-    ftu_word_wake(&q->items_signal, -1);
-    atomic_fetch_add(&q->space_signal, 1);
-    ftu_word_wake(&q->space_signal, -1);
+    atomic_fetch_add(&q->consumers.signal, 1);
+    ftu_word_wake(&q->consumers.signal, -1);
+    atomic_fetch_add(&q->producers.signal, 1);
+    ftu_word_wake(&q->producers.signal, -1);
 }
 
 int ftu_queue_state(ftu_queue *q) { return atomic_load(&q->state); }
@@ -309,7 +348,7 @@ int ftu_queue_task_done(ftu_queue *q) {
     do {
         if (n <= 0) return FTU_TOO_MANY;
     } while (!atomic_compare_exchange_weak(&q->unfinished, &n, n - 1));
-    if (n == 1) notify(&q->tasks_signal, &q->joiners_waiting, -1);
+    if (n == 1) wake_all(&q->joiners);
     return FTU_OK;
 }
 
@@ -317,11 +356,11 @@ int ftu_queue_join(ftu_queue *q, int64_t deadline_ns) {
     for (;;) {
         if (atomic_load(&q->unfinished) == 0) return FTU_OK;
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
-        uint32_t seen = atomic_load(&q->tasks_signal);
-        atomic_fetch_add(&q->joiners_waiting, 1);
+        uint32_t seen = atomic_load(&q->joiners.signal);
+        atomic_fetch_add(&q->joiners.waiting, 1);
         int result = FTU_OK;
-        if (atomic_load(&q->unfinished) != 0) result = ftu_word_wait(&q->tasks_signal, seen, deadline_ns);
-        atomic_fetch_sub(&q->joiners_waiting, 1);
+        if (atomic_load(&q->unfinished) != 0) result = ftu_word_wait(&q->joiners.signal, seen, deadline_ns);
+        atomic_fetch_sub(&q->joiners.waiting, 1);
         if (result != FTU_OK) return atomic_load(&q->unfinished) == 0 ? FTU_OK : result;
     }
 }

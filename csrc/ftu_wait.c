@@ -110,15 +110,12 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-#define SPINS 2000 /* a few microseconds of pause instructions */
-#define YIELDS 20
-
-int ftu_spin_until(int (*ready)(void *arg), void *arg) {
-    for (int i = 0; i < SPINS; i++) {
+int ftu_spin_until(int (*ready)(void *arg), void *arg, int spins, int yields) {
+    for (int i = 0; i < spins; i++) {
         if (ready(arg)) return 1;
         cpu_relax();
     }
-    for (int i = 0; i < YIELDS; i++) {
+    for (int i = 0; i < yields; i++) {
         if (ready(arg)) return 1;
         sched_yield();
     }

@@ -15,9 +15,9 @@ int ftu_word_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns
 /* Wakes up to count sleepers on word (count < 0: all). */
 void ftu_word_wake(_Atomic uint32_t *word, int count);
 
-/* Spins (pausing the CPU, then yielding it) for a short while or until ready(arg) is
- * true; returns that truth. The FTU_QUEUE_SPIN strategy, before sleeping. */
-int ftu_spin_until(int (*ready)(void *arg), void *arg);
+/* Spins (spins pause instructions, then yields sched_yield calls) until ready(arg) is
+ * true or the budget is spent; returns that truth. Waiters do this before sleeping. */
+int ftu_spin_until(int (*ready)(void *arg), void *arg, int spins, int yields);
 
 /* A lock for a few instructions: test-and-test-and-set, spinning then yielding. It is
  * never held across a wait or a call out of the core. */
