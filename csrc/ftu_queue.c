@@ -214,8 +214,8 @@ static void release_space(ftu_queue *q) {
 }
 
 int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns) {
-    if (atomic_load(&q->state) != FTU_QUEUE_OPEN) return FTU_SHUTDOWN;
     if (q->count_space) {
+        if (atomic_load(&q->state) != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* before waiting for room */
         int result = claim_space(q, deadline_ns);
         if (result != FTU_OK) return result;
     }

@@ -78,18 +78,20 @@ def test_tasks(backend):
     q.put("a")
     q.put("b")
     assert q.unfinished_tasks == 2
-    done = []
+    finished = []
 
     def worker():
         for _ in range(2):
-            q.get()
+            item = q.get()
             time.sleep(0.01)
+            finished.append(item)  # before task_done: join must not return earlier
             q.task_done()
-        done.append(True)
 
-    threading.Thread(target=worker).start()
+    thread = threading.Thread(target=worker)
+    thread.start()
     q.join()
-    assert done and q.unfinished_tasks == 0
+    assert finished == ["a", "b"] and q.unfinished_tasks == 0
+    thread.join()
 
 
 def test_shutdown(backend):

@@ -123,6 +123,7 @@ PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns) {
 
 static PyObject *pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *name) {
     static const char *const names[] = {"timeout", NULL};
+    if (nargs == 0 && kwnames == NULL) return ftu_queue_pop_object(queue_of(op), FTU_WAIT_FOREVER); /* pop() */
     PyObject *timeout;
     if (ftu_parse_fastcall(args, nargs, kwnames, name, names, 0, &timeout) < 0) return NULL;
     int64_t deadline;
