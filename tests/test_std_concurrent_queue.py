@@ -135,11 +135,13 @@ def test_objects_left_in_a_dropped_queue_are_released(backend):
 
 # ---- CPython's own queue.Queue test-suite --------------------------------------------------
 
+# Whatever version of the suite the interpreter ships: 3.13's has 24 tests (shutdown
+# included), 3.11's has 6. PyPy from Debian ships none.
 try:
     from test import test_queue as cpython_test_queue
 
-    HAVE_SUITE = hasattr(cpython_test_queue.BaseQueueTestMixin, "test_shutdown_immediate_all_methods_in_many_threads")
-except Exception:  # interpreters without the test package, or an older suite
+    HAVE_SUITE = hasattr(cpython_test_queue, "BaseQueueTestMixin")
+except Exception:  # interpreters without the test package
     HAVE_SUITE = False
 
 if HAVE_SUITE:
@@ -164,7 +166,7 @@ if HAVE_SUITE:
 else:
 
     def test_cpython_suite_is_available_where_it_matters():
-        pytest.skip("this interpreter does not ship CPython 3.13's test.test_queue")
+        pytest.skip("this interpreter does not ship CPython's test.test_queue")
 
 
 # ---- threads --------------------------------------------------------------------------------
