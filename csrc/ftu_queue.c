@@ -5,8 +5,9 @@
  * consumers remove under the head lock, so a producer and a consumer never wait for
  * each other; each lock is held for a handful of instructions.
  *
- * Counting: `items` is the number of words pushed and not yet claimed by a pop. A pop
- * first claims one (a compare-and-swap that never takes `items` below zero), then takes
+ * Counting: producers count the words they publish in `pushed`, consumers the words they
+ * claim in `claimed`; the words available are the difference. A pop first claims one (a
+ * compare-and-swap on `claimed` that never passes `pushed`), then takes
  * the word at the head. Because claims never exceed pushes, the head word a consumer
  * takes has always been written, and a pop that gives up (timeout, signal) has claimed
  * nothing: no placeholder is left behind and nothing is skipped or reordered.
@@ -54,13 +55,16 @@ struct ftu_queue {
     _Alignas(64) ftu_spinlock head_lock;
     struct segment *head;
     int64_t head_index;
+    _Atomic int64_t claimed;     /* words claimed by pops (and drains) */
+    _Atomic int64_t pushed_seen; /* a recent value of `pushed`, so that consumers read
+                                    the producers' line once per batch, not per word */
     /* producers */
     _Alignas(64) ftu_spinlock tail_lock;
     struct segment *tail;
     int64_t tail_index;
-    /* words pushed and not claimed; consumers wait in `consumers` */
-    _Alignas(64) _Atomic int64_t items;
-    struct waitset consumers;
+    _Atomic int64_t pushed; /* words published; written under tail_lock only */
+    /* consumers wait here for words (producers read `waiting` on every push) */
+    _Alignas(64) struct waitset consumers;
     /* free places (when counted); producers wait in `producers` */
     _Alignas(64) _Atomic int64_t space;
     _Atomic int64_t capacity;
@@ -129,6 +133,31 @@ static int claim(_Atomic int64_t *counter) {
     return 1;
 }
 
+/* Claims one pushed word for the caller; returns whether it did. */
+static int claim_item(ftu_queue *q) {
+    int64_t claimed = atomic_load(&q->claimed);
+    for (;;) {
+        /* acquire pairs with the release below: the slots a producer wrote before
+         * publishing `pushed` are visible through either value */
+        int64_t pushed = atomic_load_explicit(&q->pushed_seen, memory_order_acquire);
+        if (claimed >= pushed) {
+            pushed = atomic_load(&q->pushed);
+            if (claimed >= pushed) return 0;
+            atomic_store_explicit(&q->pushed_seen, pushed, memory_order_release);
+        }
+        if (atomic_compare_exchange_weak(&q->claimed, &claimed, claimed + 1)) return 1;
+    }
+}
+
+static int64_t items_available(ftu_queue *q) {
+    int64_t claimed = atomic_load(&q->claimed);
+    return atomic_load(&q->pushed) - claimed;
+}
+
+static int64_t space_available(ftu_queue *q) { return atomic_load(&q->space); }
+
+typedef int64_t (*available_fn)(ftu_queue *q);
+
 /* Wakes one sleeper of ws, unless a wake-up is already on its way. */
 static void wake_one(struct waitset *ws) {
     if (atomic_load(&ws->waiting) > 0 && atomic_exchange(&ws->pending, 1) == 0) {
@@ -146,24 +175,24 @@ static void wake_all(struct waitset *ws) {
 
 struct ready_check {
     ftu_queue *q;
-    _Atomic int64_t *counter;
+    available_fn available;
 };
 
 static int counter_ready(void *arg) {
     struct ready_check *check = arg;
-    return atomic_load_explicit(check->counter, memory_order_relaxed) > 0 ||
+    return check->available(check->q) > 0 ||
            atomic_load_explicit(&check->q->state, memory_order_relaxed) != FTU_QUEUE_OPEN;
 }
 
-/* Sleeps in ws until *counter may be positive or the state changed: FTU_OK (re-check),
- * FTU_TIMEOUT or FTU_INTERRUPTED. */
-static int wait_for(ftu_queue *q, _Atomic int64_t *counter, struct waitset *ws, int64_t deadline_ns) {
+/* Sleeps in ws until available(q) may be positive or the state changed: FTU_OK
+ * (re-check), FTU_TIMEOUT or FTU_INTERRUPTED. */
+static int wait_for(ftu_queue *q, available_fn available, struct waitset *ws, int64_t deadline_ns) {
     /* Wait a little before sleeping. When producers and consumers run at the same pace,
      * the next word is usually a moment away, and sleeping then being woken costs both
      * sides a system call (and, on a virtual machine, an interrupt between CPUs). The
      * default mode yields the CPU a few times first, as CPython's own locks do;
      * FTU_QUEUE_SPIN also spins on the CPU for tens of microseconds before that. */
-    struct ready_check check = {q, counter};
+    struct ready_check check = {q, available};
     int spin = q->flags & FTU_QUEUE_SPIN;
     if (ftu_spin_until(counter_ready, &check, spin ? SPIN_LONG : SPIN_SHORT, YIELDS)) return FTU_OK;
     uint32_t seen = atomic_load(&ws->signal);
@@ -172,7 +201,7 @@ static int wait_for(ftu_queue *q, _Atomic int64_t *counter, struct waitset *ws, 
      * before the re-check, so that the next push wakes this thread. */
     atomic_store(&ws->pending, 0);
     int result = FTU_OK;
-    if (atomic_load(counter) <= 0 && atomic_load(&q->state) == FTU_QUEUE_OPEN)
+    if (available(q) <= 0 && atomic_load(&q->state) == FTU_QUEUE_OPEN)
         result = ftu_word_wait(&ws->signal, seen, deadline_ns);
     atomic_fetch_sub(&ws->waiting, 1);
     atomic_store(&ws->pending, 0); /* awake: the next push may wake someone else */
@@ -183,8 +212,8 @@ static int wait_for(ftu_queue *q, _Atomic int64_t *counter, struct waitset *ws, 
  * (the pusher may have skipped it while our wake-up was pending). Also what a waiter
  * that leaves empty-handed (timeout, signal) does, so no sleeper is left beside an
  * available word. */
-static void pass_on(_Atomic int64_t *counter, struct waitset *ws) {
-    if (atomic_load(counter) > 0) wake_one(ws);
+static void pass_on(ftu_queue *q, available_fn available, struct waitset *ws) {
+    if (available(q) > 0) wake_one(ws);
 }
 
 /* ---- push ------------------------------------------------------------------------------ */
@@ -193,16 +222,16 @@ static int claim_space(ftu_queue *q, int64_t deadline_ns) {
     int waited = 0;
     for (;;) {
         if (claim(&q->space)) {
-            if (waited) pass_on(&q->space, &q->producers);
+            if (waited) pass_on(q, space_available, &q->producers);
             return FTU_OK;
         }
         if (atomic_load(&q->state) != FTU_QUEUE_OPEN) return FTU_SHUTDOWN;
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
-        int result = wait_for(q, &q->space, &q->producers, deadline_ns);
+        int result = wait_for(q, space_available, &q->producers, deadline_ns);
         waited = 1;
         if (result != FTU_OK) {
             int claimed = claim(&q->space); /* room may have appeared as the wait ended */
-            pass_on(&q->space, &q->producers);
+            pass_on(q, space_available, &q->producers);
             return claimed ? FTU_OK : result;
         }
     }
@@ -240,7 +269,8 @@ int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns) {
     }
     if (result == FTU_OK) {
         if (q->flags & FTU_QUEUE_TASKS) atomic_fetch_add(&q->unfinished, 1);
-        atomic_fetch_add(&q->items, 1); /* publishes the word */
+        /* publishes the word (sequentially consistent: see wait_for) */
+        atomic_store(&q->pushed, atomic_load_explicit(&q->pushed, memory_order_relaxed) + 1);
     }
     ftu_spinlock_unlock(&q->tail_lock);
     if (result != FTU_OK) {
@@ -276,19 +306,19 @@ int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
     for (;;) {
         int state = atomic_load(&q->state);
         if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
-        if (claim(&q->items)) {
-            if (waited) pass_on(&q->items, &q->consumers);
+        if (claim_item(q)) {
+            if (waited) pass_on(q, items_available, &q->consumers);
             *word = take(q);
             return FTU_OK;
         }
         if (state != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* shut and drained */
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
-        int result = wait_for(q, &q->items, &q->consumers, deadline_ns);
+        int result = wait_for(q, items_available, &q->consumers, deadline_ns);
         waited = 1;
         if (result != FTU_OK) {
             /* a word may have arrived as the wait ended */
-            int claimed = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && claim(&q->items);
-            pass_on(&q->items, &q->consumers);
+            int claimed = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && claim_item(q);
+            pass_on(q, items_available, &q->consumers);
             if (!claimed) return result;
             *word = take(q);
             return FTU_OK;
@@ -302,7 +332,7 @@ static void task_finished_by_drain(ftu_queue *q) {
 }
 
 int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
-    if (!claim(&q->items)) return FTU_TIMEOUT;
+    if (!claim_item(q)) return FTU_TIMEOUT;
     *word = take(q);
     task_finished_by_drain(q);
     return FTU_OK;
@@ -310,7 +340,10 @@ int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
 
 /* ---- state ----------------------------------------------------------------------------- */
 
-int64_t ftu_queue_size(ftu_queue *q) { return atomic_load(&q->items); }
+int64_t ftu_queue_size(ftu_queue *q) {
+    int64_t available = items_available(q);
+    return available > 0 ? available : 0;
+}
 
 int64_t ftu_queue_capacity(ftu_queue *q) {
     int64_t capacity = atomic_load(&q->capacity);
