@@ -77,6 +77,7 @@ struct ftu_queue {
     _Alignas(64) _Atomic int state;
     int flags;
     int count_space;
+    _Atomic int spin_budget; /* FTU_QUEUE_SPIN: pause instructions before yielding */
     _Atomic(struct segment *) spare; /* one emptied segment kept for reuse */
 };
 
@@ -98,6 +99,7 @@ ftu_queue *ftu_queue_new(int64_t capacity, int flags) {
     memset(q, 0, size);
     q->flags = flags;
     q->count_space = capacity > 0 || (flags & FTU_QUEUE_TASKS);
+    atomic_init(&q->spin_budget, SPIN_LONG);
     atomic_init(&q->capacity, capacity > 0 ? capacity : UNBOUNDED);
     atomic_init(&q->space, capacity > 0 ? capacity : UNBOUNDED);
     q->head = q->tail = segment_get(q);
@@ -193,8 +195,19 @@ static int wait_for(ftu_queue *q, available_fn available, struct waitset *ws, in
      * default mode yields the CPU a few times first, as CPython's own locks do;
      * FTU_QUEUE_SPIN also spins on the CPU for tens of microseconds before that. */
     struct ready_check check = {q, available};
-    int spin = q->flags & FTU_QUEUE_SPIN;
-    if (ftu_spin_until(counter_ready, &check, spin ? SPIN_LONG : SPIN_SHORT, YIELDS)) return FTU_OK;
+    if (q->flags & FTU_QUEUE_SPIN) {
+        /* Adaptive: a spin that ends in sleep halves the budget, one that succeeds
+         * doubles it, so spinning stops where it only steals the CPU from producers
+         * (more threads than cores) and resumes where it pays. */
+        int budget = atomic_load_explicit(&q->spin_budget, memory_order_relaxed);
+        if (ftu_spin_until(counter_ready, &check, budget, YIELDS)) {
+            if (budget < SPIN_LONG) atomic_store_explicit(&q->spin_budget, budget * 2 + 16, memory_order_relaxed);
+            return FTU_OK;
+        }
+        atomic_store_explicit(&q->spin_budget, budget / 2, memory_order_relaxed);
+    } else if (ftu_spin_until(counter_ready, &check, SPIN_SHORT, YIELDS)) {
+        return FTU_OK;
+    }
     uint32_t seen = atomic_load(&ws->signal);
     atomic_fetch_add(&ws->waiting, 1);
     /* A wake-up still marked pending may have gone to a thread that is gone: clear it
