@@ -262,12 +262,9 @@ static PyObject *ConcurrentDict_setdefault(PyObject *op, PyObject *const *args, 
     return value;
 }
 
-static PyObject *ConcurrentDict_compare_and_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "compare_and_set expected 3 arguments, got %zd", nargs);
-        return NULL;
-    }
-    PyObject *key = args[0], *expected = args[1], *value = args[2];
+/* If key's value is expected, store value (NULL: delete key), as one step under the
+ * shard lock. True if it did, False if not (also when key is absent). */
+static PyObject *compare_and(PyObject *op, PyObject *key, PyObject *expected, PyObject *value) {
     ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
     if (shard == NULL) return NULL;
     shard_lock(shard);
@@ -275,11 +272,20 @@ static PyObject *ConcurrentDict_compare_and_set(PyObject *op, PyObject *const *a
     int result = PyDict_GetItemRef(shard->s.dict, key, &current);
     if (result > 0) {
         result = current == expected;
-        if (result && PyDict_SetItem(shard->s.dict, key, value) < 0) result = -1;
+        if (result && (value ? PyDict_SetItem(shard->s.dict, key, value) : PyDict_DelItem(shard->s.dict, key)) < 0)
+            result = -1;
     }
     shard_unlock(shard);
     Py_XDECREF(current);
     return result < 0 ? NULL : PyBool_FromLong(result);
+}
+
+static PyObject *ConcurrentDict_compare_and_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "compare_and_set expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    return compare_and(op, args[0], args[1], args[2]);
 }
 
 static PyObject *ConcurrentDict_compare_and_delete(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
@@ -287,19 +293,7 @@ static PyObject *ConcurrentDict_compare_and_delete(PyObject *op, PyObject *const
         PyErr_Format(PyExc_TypeError, "compare_and_delete expected 2 arguments, got %zd", nargs);
         return NULL;
     }
-    PyObject *key = args[0], *expected = args[1];
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
-    if (shard == NULL) return NULL;
-    shard_lock(shard);
-    PyObject *current;
-    int result = PyDict_GetItemRef(shard->s.dict, key, &current);
-    if (result > 0) {
-        result = current == expected;
-        if (result && PyDict_DelItem(shard->s.dict, key) < 0) result = -1;
-    }
-    shard_unlock(shard);
-    Py_XDECREF(current);
-    return result < 0 ? NULL : PyBool_FromLong(result);
+    return compare_and(op, args[0], args[1], NULL);
 }
 
 static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(ignored)) {

@@ -6,14 +6,7 @@
  */
 #include "native.h"
 
-typedef struct {
-    PyObject_HEAD
-    ftu_queue *queue;
-    int lock_free;
-    PyObject *weakreflist;
-} ConcurrentQueueObject;
-
-static inline ftu_queue *queue_of(PyObject *op) { return ((ConcurrentQueueObject *)op)->queue; }
+static inline ftu_queue *queue_of(PyObject *op) { return ((QueueObject *)op)->queue; }
 
 int ftu_check_scaling(PyObject *scaling, const char *type_name) {
     if (scaling == NULL || scaling == Py_None) return 0;
@@ -37,7 +30,7 @@ static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObjec
     int lock_free = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op:ConcurrentQueue", kwlist, &scaling, &lock_free)) return NULL;
     if (ftu_check_scaling(scaling, "ConcurrentQueue") < 0) return NULL;
-    ConcurrentQueueObject *self = (ConcurrentQueueObject *)type->tp_alloc(type, 0);
+    QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->lock_free = lock_free;
     self->queue = ftu_queue_new(0, lock_free ? FTU_QUEUE_SPIN : 0);
@@ -54,19 +47,19 @@ void ftu_queue_release_all(ftu_queue *q) {
     while (ftu_queue_drain(q, &word) == FTU_OK) Py_DECREF((PyObject *)(uintptr_t)word);
 }
 
-static int ConcurrentQueue_traverse(PyObject *op, visitproc visit, void *arg) {
+int QueueObject_traverse(PyObject *op, visitproc visit, void *arg) {
     if (queue_of(op) == NULL) return 0;
     struct ftu_visit_context context = {visit, arg};
     return ftu_queue_visit(queue_of(op), ftu_visit_object, &context);
 }
 
-static int ConcurrentQueue_clear(PyObject *op) {
+int QueueObject_clear(PyObject *op) {
     if (queue_of(op) != NULL) ftu_queue_release_all(queue_of(op));
     return 0;
 }
 
-static void ConcurrentQueue_dealloc(PyObject *op) {
-    ConcurrentQueueObject *self = (ConcurrentQueueObject *)op;
+void QueueObject_dealloc(PyObject *op) {
+    QueueObject *self = (QueueObject *)op;
     PyTypeObject *type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
     if (self->weakreflist != NULL) PyObject_ClearWeakRefs(op);
@@ -162,7 +155,7 @@ static PyObject *ConcurrentQueue_empty(PyObject *op, PyObject *Py_UNUSED(ignored
 }
 
 static PyObject *ConcurrentQueue_repr(PyObject *op) {
-    ConcurrentQueueObject *self = (ConcurrentQueueObject *)op;
+    QueueObject *self = (QueueObject *)op;
     static const char *const states[] = {"", ", shut down", ", shut down immediately"};
     return PyUnicode_FromFormat("<%s size=%lld%s%s>", ftu_type_name(Py_TYPE(op)),
                                 (long long)ftu_queue_size(self->queue), self->lock_free ? ", lock_free" : "",
@@ -184,14 +177,14 @@ static PyMethodDef ConcurrentQueue_methods[] = {
 PyTypeObject ConcurrentQueue_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "ft_utils.concurrency.ConcurrentQueue",
-    .tp_basicsize = sizeof(ConcurrentQueueObject),
-    .tp_dealloc = ConcurrentQueue_dealloc,
+    .tp_basicsize = sizeof(QueueObject),
+    .tp_dealloc = QueueObject_dealloc,
     .tp_repr = ConcurrentQueue_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = DOC_ConcurrentQueue,
-    .tp_traverse = ConcurrentQueue_traverse,
-    .tp_clear = ConcurrentQueue_clear,
-    .tp_weaklistoffset = offsetof(ConcurrentQueueObject, weakreflist),
+    .tp_traverse = QueueObject_traverse,
+    .tp_clear = QueueObject_clear,
+    .tp_weaklistoffset = offsetof(QueueObject, weakreflist),
     .tp_methods = ConcurrentQueue_methods,
     .tp_new = ConcurrentQueue_new,
 };

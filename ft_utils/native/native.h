@@ -45,6 +45,15 @@ typedef struct {
     PyObject *weakreflist;
 } ConcurrentDictObject;
 
+/* ConcurrentQueue and StdConcurrentQueue: a core queue holding one owned reference per
+ * object (as a word). */
+typedef struct {
+    PyObject_HEAD
+    ftu_queue *queue;
+    int lock_free; /* ConcurrentQueue(lock_free=True); 0 for StdConcurrentQueue */
+    PyObject *weakreflist;
+} QueueObject;
+
 /* LocalWrapper: forwards every operation to the object it wraps (never changes). */
 typedef struct {
     PyObject_HEAD
@@ -109,6 +118,10 @@ int ftu_visit_object(uint64_t word, void *arg);
 int ftu_check_scaling(PyObject *scaling, const char *type_name);
 void ftu_queue_release_all(ftu_queue *q);
 PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns);
+/* tp_traverse, tp_clear and tp_dealloc of both queue types (QueueObject). */
+int QueueObject_traverse(PyObject *op, visitproc visit, void *arg);
+int QueueObject_clear(PyObject *op);
+void QueueObject_dealloc(PyObject *op);
 
 /* A new LocalWrapper around obj (local_wrapper.c). */
 PyObject *ftu_local_wrap(PyObject *obj);

@@ -5,13 +5,7 @@
  */
 #include "native.h"
 
-typedef struct {
-    PyObject_HEAD
-    ftu_queue *queue;
-    PyObject *weakreflist;
-} StdConcurrentQueueObject;
-
-static inline ftu_queue *queue_of(PyObject *op) { return ((StdConcurrentQueueObject *)op)->queue; }
+static inline ftu_queue *queue_of(PyObject *op) { return ((QueueObject *)op)->queue; }
 
 static int as_maxsize(PyObject *value, int64_t *maxsize) {
     if (!PyLong_Check(value)) {
@@ -31,7 +25,7 @@ static PyObject *StdConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyOb
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:StdConcurrentQueue", kwlist, &maxsize_obj)) return NULL;
     int64_t maxsize = 0;
     if (maxsize_obj != NULL && as_maxsize(maxsize_obj, &maxsize) < 0) return NULL;
-    StdConcurrentQueueObject *self = (StdConcurrentQueueObject *)type->tp_alloc(type, 0);
+    QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->queue = ftu_queue_new(maxsize, FTU_QUEUE_TASKS);
     if (self->queue == NULL) {
@@ -39,30 +33,6 @@ static PyObject *StdConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyOb
         return PyErr_NoMemory();
     }
     return (PyObject *)self;
-}
-
-static int StdConcurrentQueue_traverse(PyObject *op, visitproc visit, void *arg) {
-    if (queue_of(op) == NULL) return 0;
-    struct ftu_visit_context context = {visit, arg};
-    return ftu_queue_visit(queue_of(op), ftu_visit_object, &context);
-}
-
-static int StdConcurrentQueue_clear(PyObject *op) {
-    if (queue_of(op) != NULL) ftu_queue_release_all(queue_of(op));
-    return 0;
-}
-
-static void StdConcurrentQueue_dealloc(PyObject *op) {
-    StdConcurrentQueueObject *self = (StdConcurrentQueueObject *)op;
-    PyTypeObject *type = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->weakreflist != NULL) PyObject_ClearWeakRefs(op);
-    if (self->queue != NULL) {
-        ftu_queue_release_all(self->queue);
-        ftu_queue_free(self->queue);
-        self->queue = NULL;
-    }
-    type->tp_free(op);
 }
 
 /* block (truth value, default True) and timeout into a deadline. */
@@ -216,14 +186,14 @@ static PyGetSetDef StdConcurrentQueue_getset[] = {
 PyTypeObject StdConcurrentQueue_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "ft_utils.concurrency.StdConcurrentQueue",
-    .tp_basicsize = sizeof(StdConcurrentQueueObject),
-    .tp_dealloc = StdConcurrentQueue_dealloc,
+    .tp_basicsize = sizeof(QueueObject),
+    .tp_dealloc = QueueObject_dealloc,
     .tp_repr = StdConcurrentQueue_repr,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = DOC_StdConcurrentQueue,
-    .tp_traverse = StdConcurrentQueue_traverse,
-    .tp_clear = StdConcurrentQueue_clear,
-    .tp_weaklistoffset = offsetof(StdConcurrentQueueObject, weakreflist),
+    .tp_traverse = QueueObject_traverse,
+    .tp_clear = QueueObject_clear,
+    .tp_weaklistoffset = offsetof(QueueObject, weakreflist),
     .tp_methods = StdConcurrentQueue_methods,
     .tp_getset = StdConcurrentQueue_getset,
     .tp_new = StdConcurrentQueue_new,
