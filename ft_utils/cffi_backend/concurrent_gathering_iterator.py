@@ -57,17 +57,23 @@ class ConcurrentGatheringIterator:
         return self._generate(max_key, bool(clear), local)
 
     def _generate(self, max_key, clear, local):
-        gather, word = self._gather, ffi.new("uint64_t *")
+        # Each value is yielded straight from _take: no variable of this frame holds it
+        # between two next() calls, so a value the caller drops is released at once, as
+        # with the native iterator.
+        word = ffi.new("uint64_t *")
         for key in range(max_key + 1):
-            while True:
-                with self._lock:
-                    status = lib.ftu_gather_take(gather, key, 1 if clear else 0, word, NO_WAIT)
-                    if status == lib.FTU_OK:
-                        value = self._objects.pop(word[0]) if clear else self._objects[word[0]]
-                        break
-                if status == lib.FTU_TIMEOUT:
-                    waiting = ffi.new("uint64_t *")
-                    status = call_blocking(lambda d: lib.ftu_gather_take(gather, key, 0, waiting, d), FOREVER)
-                if status == lib.FTU_FAILED:
-                    raise RuntimeError(_FAILED)
-            yield LocalWrapper(value) if local else value
+            yield self._take(key, clear, local, word)
+
+    def _take(self, key, clear, local, word):
+        gather = self._gather
+        while True:
+            with self._lock:
+                status = lib.ftu_gather_take(gather, key, 1 if clear else 0, word, NO_WAIT)
+                if status == lib.FTU_OK:
+                    value = self._objects.pop(word[0]) if clear else self._objects[word[0]]
+                    return LocalWrapper(value) if local else value
+            if status == lib.FTU_TIMEOUT:
+                waiting = ffi.new("uint64_t *")
+                status = call_blocking(lambda d: lib.ftu_gather_take(gather, key, 0, waiting, d), FOREVER)
+            if status == lib.FTU_FAILED:
+                raise RuntimeError(_FAILED)

@@ -100,7 +100,7 @@ static PyObject *Gatherer_insert(PyObject *op, PyObject *const *args, Py_ssize_t
         PyErr_Format(PyExc_ValueError, "insert() key must be between 0 and 2**63 - 1, not %R", key_obj);
         return fail(op);
     }
-    Py_INCREF(value);
+    ftu_incref_handoff(value);
     int status = ftu_gather_insert(gather_of(op), key, (uint64_t)(uintptr_t)value);
     if (status == FTU_OK) Py_RETURN_NONE;
     Py_DECREF(value);

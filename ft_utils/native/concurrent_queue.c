@@ -74,7 +74,7 @@ void QueueObject_dealloc(PyObject *op) {
 /* ---- push / pop ----------------------------------------------------------------------- */
 
 static PyObject *ConcurrentQueue_push(PyObject *op, PyObject *value) {
-    Py_INCREF(value);
+    ftu_incref_handoff(value);
     int status = ftu_queue_push(queue_of(op), (uint64_t)(uintptr_t)value, FTU_NO_WAIT);
     if (status == FTU_OK) Py_RETURN_NONE;
     Py_DECREF(value);

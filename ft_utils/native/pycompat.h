@@ -111,4 +111,24 @@ static inline int PyDict_Pop(PyObject *mp, PyObject *key, PyObject **result) {
 }
 #endif
 
+/* A new reference for a queue: one that another thread will most likely release.
+ *
+ * The free-threaded build counts references in two fields: `ob_ref_local`, touched only
+ * by the thread that owns the object (the one that made it), and `ob_ref_shared`, touched
+ * atomically by every other thread. Py_INCREF in the producer counts the queue's
+ * reference locally; the consumer's Py_DECREF of it then takes the shared count below
+ * zero, which queues the object for its owner to merge the two counts (a mutex and a
+ * trip through the owner's eval loop per item: biased reference counting's slow path).
+ * Counting the reference in the shared field, as an incref from another thread would,
+ * lets the consumer's decref bring the shared count back down instead. The sum of the
+ * two fields, the object's reference count, is the same either way. */
+static inline void ftu_incref_handoff(PyObject *op) {
+#ifdef Py_GIL_DISABLED
+    if (_Py_IsImmortal(op)) return;
+    _Py_atomic_add_ssize(&op->ob_ref_shared, (1 << _Py_REF_SHARED_SHIFT));
+#else
+    Py_INCREF(op);
+#endif
+}
+
 #endif /* FTU_PYCOMPAT_H */

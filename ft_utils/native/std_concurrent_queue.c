@@ -53,7 +53,7 @@ static int push_op(void *arg, int64_t deadline_ns) {
 }
 
 static PyObject *put(PyObject *op, PyObject *item, int64_t deadline) {
-    Py_INCREF(item);
+    ftu_incref_handoff(item);
     struct push_call call = {queue_of(op), (uint64_t)(uintptr_t)item};
     int status = ftu_call_blocking(push_op, &call, deadline);
     if (status == FTU_OK) Py_RETURN_NONE;
