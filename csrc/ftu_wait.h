@@ -15,7 +15,8 @@ int ftu_word_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns
 /* Wakes up to count sleepers on word (count < 0: all). */
 void ftu_word_wake(_Atomic uint32_t *word, int count);
 
-/* Spins (spins pause instructions, then yields sched_yield calls) until ready(arg) is
+/* Spins (about `spins` pause instructions, polling at growing intervals, then `yields`
+ * sched_yield calls) until ready(arg) is
  * true or the budget is spent; returns that truth. Waiters do this before sleeping. */
 int ftu_spin_until(int (*ready)(void *arg), void *arg, int spins, int yields);
 
