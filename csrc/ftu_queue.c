@@ -6,11 +6,11 @@
  * each other; each lock is held for a handful of instructions.
  *
  * Counting: producers count the words they publish in `pushed`, consumers the words they
- * claim in `claimed`; the words available are the difference. A pop first claims one (a
- * compare-and-swap on `claimed` that never passes `pushed`), then takes
- * the word at the head. Because claims never exceed pushes, the head word a consumer
- * takes has always been written, and a pop that gives up (timeout, signal) has claimed
- * nothing: no placeholder is left behind and nothing is skipped or reordered.
+ * take in `claimed`; the words available are the difference. A pop checks that a word is
+ * published, takes the head word and counts it, all under the head lock (one atomic
+ * read-modify-write per pop: the lock). The head word a consumer takes has always been
+ * written, and a pop that gives up (timeout, signal) has taken nothing: no placeholder
+ * is left behind and nothing is skipped or reordered.
  * With a capacity (or task tracking), `space` counts free places the same way for
  * producers.
  *
@@ -53,11 +53,12 @@ struct waitset {
 struct ftu_queue {
     /* consumers */
     _Alignas(64) ftu_spinlock head_lock;
-    struct segment *head;
+    struct segment *head;      /* head, head_index, pushed_seen: under head_lock */
     int64_t head_index;
-    _Atomic int64_t claimed;     /* words claimed by pops (and drains) */
-    _Atomic int64_t pushed_seen; /* a recent value of `pushed`, so that consumers read
-                                    the producers' line once per batch, not per word */
+    int64_t pushed_seen;       /* a recent value of `pushed`, so that consumers read the
+                                  producers' line once per batch, not per word */
+    _Atomic int64_t claimed;   /* words taken by pops (and drains); written under
+                                  head_lock, read by anyone */
     /* producers */
     _Alignas(64) ftu_spinlock tail_lock;
     struct segment *tail;
@@ -133,22 +134,6 @@ static int claim(_Atomic int64_t *counter) {
         if (n <= 0) return 0;
     }
     return 1;
-}
-
-/* Claims one pushed word for the caller; returns whether it did. */
-static int claim_item(ftu_queue *q) {
-    int64_t claimed = atomic_load(&q->claimed);
-    for (;;) {
-        /* acquire pairs with the release below: the slots a producer wrote before
-         * publishing `pushed` are visible through either value */
-        int64_t pushed = atomic_load_explicit(&q->pushed_seen, memory_order_acquire);
-        if (claimed >= pushed) {
-            pushed = atomic_load(&q->pushed);
-            if (claimed >= pushed) return 0;
-            atomic_store_explicit(&q->pushed_seen, pushed, memory_order_release);
-        }
-        if (atomic_compare_exchange_weak(&q->claimed, &claimed, claimed + 1)) return 1;
-    }
 }
 
 static int64_t items_available(ftu_queue *q) {
@@ -296,11 +281,21 @@ int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns) {
 
 /* ---- pop ------------------------------------------------------------------------------- */
 
-/* Takes the head word; the caller has claimed it. */
-static uint64_t take(ftu_queue *q) {
+/* Takes the head word into *word if one is published; returns whether it did. */
+static int take(ftu_queue *q, uint64_t *word) {
     struct segment *emptied = NULL;
     ftu_spinlock_lock(&q->head_lock);
-    uint64_t word = q->head->slot[q->head_index];
+    int64_t claimed = atomic_load_explicit(&q->claimed, memory_order_relaxed);
+    if (claimed >= q->pushed_seen) {
+        /* acquire pairs with the producers' store: the slots written before it are
+         * visible */
+        q->pushed_seen = atomic_load_explicit(&q->pushed, memory_order_acquire);
+        if (claimed >= q->pushed_seen) {
+            ftu_spinlock_unlock(&q->head_lock);
+            return 0;
+        }
+    }
+    *word = q->head->slot[q->head_index];
     if (q->head_index == SEGMENT_SLOTS - 1) {
         emptied = q->head;
         q->head = emptied->next;
@@ -308,10 +303,13 @@ static uint64_t take(ftu_queue *q) {
     } else {
         q->head_index++;
     }
+    /* Release: readers of `claimed` only estimate (size, whether to sleep or wake, all
+     * re-checked), so no stronger order is needed. */
+    atomic_store_explicit(&q->claimed, claimed + 1, memory_order_release);
     ftu_spinlock_unlock(&q->head_lock);
     if (emptied != NULL) segment_put(q, emptied);
     if (q->count_space) release_space(q);
-    return word;
+    return 1;
 }
 
 int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
@@ -319,9 +317,8 @@ int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
     for (;;) {
         int state = atomic_load(&q->state);
         if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
-        if (claim_item(q)) {
+        if (take(q, word)) {
             if (waited) pass_on(q, items_available, &q->consumers);
-            *word = take(q);
             return FTU_OK;
         }
         if (state != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* shut and drained */
@@ -330,11 +327,9 @@ int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
         waited = 1;
         if (result != FTU_OK) {
             /* a word may have arrived as the wait ended */
-            int claimed = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && claim_item(q);
+            int taken = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && take(q, word);
             pass_on(q, items_available, &q->consumers);
-            if (!claimed) return result;
-            *word = take(q);
-            return FTU_OK;
+            return taken ? FTU_OK : result;
         }
     }
 }
@@ -345,8 +340,7 @@ static void task_finished_by_drain(ftu_queue *q) {
 }
 
 int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
-    if (!claim_item(q)) return FTU_TIMEOUT;
-    *word = take(q);
+    if (!take(q, word)) return FTU_TIMEOUT;
     task_finished_by_drain(q);
     return FTU_OK;
 }
