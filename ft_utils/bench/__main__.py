@@ -1,7 +1,8 @@
 """python -m ft_utils.bench [--repeats N] [--threads 1,2,4] [--ops N] [--only NAME]
 
-Prints, per workload and thread count, the median ops/s over the repeats and the ratio
-against its stdlib baseline from the same run.
+Prints, per workload and thread count, the median rate over the repeats (operations per
+second; items moved per second for the queues) and the ratio against its stdlib
+baselines from the same run.
 """
 
 import argparse
@@ -46,13 +47,15 @@ def main(argv=None):
         results = measure(workloads, thread_counts, args.ops, args.repeats,
                           progress=lambda done, total: print(f"  [{suite}] repeat {done}/{total}", file=sys.stderr))
         print()
-        print(f"{suite}: {'workload':<26} {'threads':>7} {'Mops/s':>9}   {'(min-max Mops/s)':<17}  vs baseline")
+        unit = workloads[0].unit
+        rate, spread_head = f"M{unit}/s", f"(min-max M{unit}/s)"
+        print(f"{suite}: {'workload':<26} {'threads':>7} {rate:>11}   {spread_head:<19}  vs baseline")
         for w in workloads:
             for t in thread_counts:
                 r = results[(w.name, t)]
                 ratio = ", ".join(f"{r.median / results[(b, t)].median:.2f}x {b}" for b in w.baseline)
                 spread = f"({min(r.ops_per_s) / 1e6:.2f}-{max(r.ops_per_s) / 1e6:.2f})"
-                print(f"{'':{len(suite) + 2}}{w.name:<26} {t:>7} {r.median / 1e6:>9.2f}   {spread:<17}  {ratio}")
+                print(f"{'':{len(suite) + 2}}{w.name:<26} {t:>7} {r.median / 1e6:>11.2f}   {spread:<19}  {ratio}")
         if suite in EXTRAS:
             EXTRAS[suite](args.repeats, print)
     return 0

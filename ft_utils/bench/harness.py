@@ -11,13 +11,16 @@ class Workload:
     """One thing to measure. ``setup(threads, ops)`` returns a state (untimed);
     ``worker(state, index, ops)`` does ``ops`` operations in one thread; ``verify(state,
     threads, ops)`` raises AssertionError if the result is wrong. ``baseline`` names the
-    workload(s) this one is compared with; empty for a baseline."""
+    workload(s) this one is compared with; empty for a baseline. ``done(threads, ops)``
+    counts what one run does, in ``unit``s (default: every thread's ops)."""
 
     name: str
     setup: object
     worker: object
     verify: object
     baseline: tuple = ()
+    unit: str = "ops"
+    done: object = None
 
     def __post_init__(self):
         if isinstance(self.baseline, str):
@@ -36,7 +39,8 @@ class Result:
 
 
 def run_once(workload: Workload, threads: int, ops: int) -> float:
-    """Runs ``threads`` threads of ``ops`` operations each; returns total ops/s."""
+    """Runs ``threads`` threads of ``ops`` operations each; returns the workload's units
+    per second."""
     state = workload.setup(threads, ops)
     barrier = threading.Barrier(threads + 1)
     starts = [0.0] * threads
@@ -62,7 +66,8 @@ def run_once(workload: Workload, threads: int, ops: int) -> float:
         raise errors[0]
     workload.verify(state, threads, ops)
     elapsed = max(ends) - min(starts)
-    return threads * ops / elapsed
+    done = workload.done(threads, ops) if workload.done else threads * ops
+    return done / elapsed
 
 
 def measure(workloads, thread_counts, ops, repeats, progress=None):
