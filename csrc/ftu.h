@@ -110,13 +110,16 @@ int64_t ftu_monotonic_ns(void);
  * Strict FIFO (the order in which pushes complete), exact size, optional capacity.
  * Flags: FTU_QUEUE_SPIN makes waiters spin and yield briefly before they sleep (for
  * busy queues: lower latency, more CPU); FTU_QUEUE_TASKS keeps the unfinished-task
- * count of queue.Queue (task_done / join).
+ * count of queue.Queue (task_done / join); FTU_QUEUE_PREFETCH says the words are
+ * addresses of what they stand for, and a pop then asks the CPU to fetch what a word a few
+ * places behind it points to (a hint only: any word may be pushed).
  * Shutdown: after ftu_queue_shutdown(q, 0) push fails with FTU_SHUTDOWN and pop takes
  * what is left, then fails with FTU_SHUTDOWN; after ftu_queue_shutdown(q, 1) pop fails at
  * once (the owner takes the leftovers with ftu_queue_drain to release them). Every
  * waiter is woken by a shutdown. */
 #define FTU_QUEUE_SPIN 1
 #define FTU_QUEUE_TASKS 2
+#define FTU_QUEUE_PREFETCH 4
 #define FTU_QUEUE_OPEN 0
 #define FTU_QUEUE_SHUT 1
 #define FTU_QUEUE_SHUT_IMMEDIATE 2

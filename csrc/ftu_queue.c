@@ -33,6 +33,7 @@
 #define SPIN_SHORT 0   /* default mode: no pause loop, only the yields (as CPython locks) */
 #define SPIN_LONG 4000 /* tens of microseconds */
 #define YIELDS 10
+#define PREFETCH_AHEAD 4 /* FTU_QUEUE_PREFETCH: how many words ahead */
 
 struct segment {
     struct segment *next;
@@ -296,6 +297,13 @@ static int take(ftu_queue *q, uint64_t *word) {
         }
     }
     *word = q->head->slot[q->head_index];
+    if ((q->flags & FTU_QUEUE_PREFETCH) && claimed + PREFETCH_AHEAD < q->pushed_seen &&
+        q->head_index + PREFETCH_AHEAD < SEGMENT_SLOTS) {
+        /* The word PREFETCH_AHEAD places behind is published (it is before pushed_seen):
+         * start moving what it points to into this CPU's cache now, so the consumer that
+         * takes it does not wait for the producer's CPU to give the line up. */
+        __builtin_prefetch((const void *)(uintptr_t)q->head->slot[q->head_index + PREFETCH_AHEAD], 1, 3);
+    }
     if (q->head_index == SEGMENT_SLOTS - 1) {
         emptied = q->head;
         q->head = emptied->next;

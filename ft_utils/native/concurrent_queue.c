@@ -33,7 +33,7 @@ static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObjec
     QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->lock_free = lock_free;
-    self->queue = ftu_queue_new(0, lock_free ? FTU_QUEUE_SPIN : 0);
+    self->queue = ftu_queue_new(0, FTU_QUEUE_PREFETCH | (lock_free ? FTU_QUEUE_SPIN : 0));
     if (self->queue == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();

@@ -27,7 +27,7 @@ static PyObject *StdConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyOb
     if (maxsize_obj != NULL && as_maxsize(maxsize_obj, &maxsize) < 0) return NULL;
     QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    self->queue = ftu_queue_new(maxsize, FTU_QUEUE_TASKS);
+    self->queue = ftu_queue_new(maxsize, FTU_QUEUE_TASKS | FTU_QUEUE_PREFETCH);
     if (self->queue == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();

@@ -346,14 +346,15 @@ static void test_gather_single(void) {
 int main(void) {
     test_fifo_and_size(0);
     test_fifo_and_size(FTU_QUEUE_SPIN);
+    test_fifo_and_size(FTU_QUEUE_PREFETCH); /* words that are not addresses: only a hint */
     test_capacity();
     test_shutdown();
     test_tasks();
     test_blocked_pop_is_woken(0);
     test_blocked_pop_is_woken(FTU_QUEUE_SPIN);
     test_blocked_push_is_woken();
-    int modes[] = {0, FTU_QUEUE_SPIN};
-    for (int m = 0; m < 2; m++) {
+    int modes[] = {0, FTU_QUEUE_SPIN, FTU_QUEUE_PREFETCH | FTU_QUEUE_SPIN};
+    for (int m = 0; m < 3; m++) {
         test_mpmc(0, modes[m], 0);
         test_mpmc(8, modes[m], 0);
         test_mpmc(0, modes[m] | FTU_QUEUE_TASKS, 1); /* consumers time out all the time */
