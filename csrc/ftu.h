@@ -104,6 +104,15 @@ intptr_t ftu_word_fetch_xor(intptr_t *cell, intptr_t operand);
 #define FTU_WAIT_FOREVER -1
 #define FTU_NO_WAIT 0
 
+/* A signal that arrives while a call is on its way to sleep (spinning, yielding, taking a
+ * lock) interrupts nothing: its handler ran before the sleep began. A thread that must
+ * notice signals (Python's main thread) therefore sleeps in slices, and looks for
+ * handlers to run between them: the first slice is short (the way to sleep is longest
+ * on the first call, which may spin), each next one four times as long, up to the longest.
+ * Each slice costs a wake-up, so they grow rather than stay short. */
+#define FTU_SIGNAL_SLICE_FIRST_NS 50000000 /* 50 ms */
+#define FTU_SIGNAL_SLICE_MAX_NS 400000000  /* 400 ms */
+
 int64_t ftu_monotonic_ns(void);
 
 /* ---- queue: a multi-producer multi-consumer FIFO of 64-bit words ---------------------

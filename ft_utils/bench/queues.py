@@ -8,7 +8,8 @@ queue.SimpleQueue (the fastest stdlib queue).
 Also measured, each queue against queue.Queue:
 * wake-up latency: a consumer blocked in get/pop while items arrive 120 ms apart; the
   time from put to the consumer having the item, median of the samples;
-* idle CPU: the CPU time a consumer uses while blocked for 1 s on an empty queue;
+* idle CPU: the CPU time a consumer uses while blocked for 1 s on an empty queue, in a
+  thread of its own and in the main thread;
 * gathering: items per second through a ConcurrentGatheringIterator with 2 inserting
   threads and one iterating thread.
 """
@@ -112,8 +113,9 @@ def wakeup_latency_ms(name, samples=15, gap=0.12):
     return statistics.median(latencies) * 1e3
 
 
-def idle_cpu_ms(name, seconds=1.0):
-    """CPU ms used by a consumer blocked on an empty queue for `seconds`."""
+def idle_cpu_ms(name, seconds=1.0, main_thread=False):
+    """CPU ms used by a consumer blocked on an empty queue for `seconds`, in a thread of
+    its own or in the main thread (which wakes now and then to look for signals)."""
     factory, _, get_name = _factories()[name]
     q = factory()
     get = getattr(q, get_name)
@@ -127,9 +129,12 @@ def idle_cpu_ms(name, seconds=1.0):
             pass
         used.append(time.thread_time() - start)
 
-    thread = threading.Thread(target=consumer)
-    thread.start()
-    thread.join()
+    if main_thread:
+        consumer()
+    else:
+        thread = threading.Thread(target=consumer)
+        thread.start()
+        thread.join()
     return used[0] * 1e3
 
 
@@ -166,10 +171,11 @@ def run_extras(repeats, report):
     for n in names:
         report(f"        {n:<40} {latency[n]:>10.3f}   {latency[n] / latency['queue.Queue']:.2f}x")
     report("")
-    report(f"queues: {'CPU of a consumer blocked 1 s':<40} {'median ms':>10}")
-    cpu = {n: statistics.median(idle_cpu_ms(n) for _ in range(repeats)) for n in names}
+    report(f"queues: {'CPU of a consumer blocked 1 s, median ms':<40} {'thread':>10} {'main':>10}")
     for n in names:
-        report(f"        {n:<40} {cpu[n]:>10.3f}")
+        cpu = statistics.median(idle_cpu_ms(n) for _ in range(repeats))
+        main = statistics.median(idle_cpu_ms(n, main_thread=True) for _ in range(repeats))
+        report(f"        {n:<40} {cpu:>10.3f} {main:>10.3f}")
     report("")
     rates = [gathering_items_per_s() for _ in range(repeats)]
     report(f"gathering: ConcurrentGatheringIterator, 2 inserting threads: {statistics.median(rates) / 1e6:.2f} M items/s "

@@ -7,10 +7,14 @@ loop again gives the interpreter the chance to run the handler (Ctrl-C raises
 KeyboardInterrupt there) before the wait resumes.
 """
 
+import threading
+
 from ft_utils.cffi_backend._api import lib
 
 NO_WAIT = lib.FTU_NO_WAIT
 FOREVER = lib.FTU_WAIT_FOREVER
+SLICE_FIRST_NS = lib.FTU_SIGNAL_SLICE_FIRST_NS
+SLICE_MAX_NS = lib.FTU_SIGNAL_SLICE_MAX_NS
 
 
 def deadline(timeout, block=True):
@@ -32,12 +36,27 @@ def deadline(timeout, block=True):
 
 
 def call_blocking(op, deadline_ns):
-    """op(deadline) -> core status; tried without waiting first, then waited for."""
+    """op(deadline) -> core status; tried without waiting first, then waited for.
+
+    The main thread sleeps in slices (see FTU_SIGNAL_SLICE_FIRST_NS in csrc/ftu.h): a
+    signal that came while the core call was on its way to sleep (spinning, yielding)
+    interrupted nothing, and is seen at the end of the slice instead of at the next
+    wake-up, which may never come.
+    """
     status = op(NO_WAIT)
     if status != lib.FTU_TIMEOUT or deadline_ns == NO_WAIT:
         return status
+    slice_ns = SLICE_FIRST_NS if threading.get_ident() == threading.main_thread().ident else 0
     while True:
-        status = op(deadline_ns)
+        until = deadline_ns
+        if slice_ns:
+            slice_end = lib.ftu_monotonic_ns() + slice_ns
+            if until == FOREVER or until > slice_end:
+                until = slice_end
+            slice_ns = min(4 * slice_ns, SLICE_MAX_NS)
+        status = op(until)
+        if status == lib.FTU_TIMEOUT and until != deadline_ns:
+            continue  # slice over: handlers run here, on the way round the loop
         if status != lib.FTU_INTERRUPTED:
             return status
 

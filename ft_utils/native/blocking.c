@@ -8,7 +8,53 @@
 
 PyObject *ftu_Empty, *ftu_Full, *ftu_ShutDown;
 
+/* The thread that runs Python's signal handlers. In a forked child, the thread that
+ * called fork becomes the main thread: os.register_at_fork keeps this up to date. */
+static unsigned long main_thread_ident;
+
+static PyObject *after_fork_in_child(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    main_thread_ident = PyThread_get_thread_ident();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef after_fork_in_child_def = {"_after_fork_in_child", after_fork_in_child, METH_NOARGS, NULL};
+
+static int main_thread_init(void) {
+    PyObject *main_thread = NULL, *ident = NULL, *hook = NULL, *result = NULL;
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *os = PyImport_ImportModule("os");
+    int ok = -1;
+    if (threading == NULL || os == NULL) goto done;
+    main_thread = PyObject_CallMethod(threading, "main_thread", NULL);
+    if (main_thread == NULL) goto done;
+    ident = PyObject_GetAttrString(main_thread, "ident");
+    if (ident == NULL) goto done;
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    if (main_thread_ident == (unsigned long)-1 && PyErr_Occurred()) goto done;
+    hook = PyCFunction_New(&after_fork_in_child_def, NULL);
+    if (hook == NULL) goto done;
+    PyObject *register_at_fork = PyObject_GetAttrString(os, "register_at_fork");
+    if (register_at_fork == NULL) goto done;
+    PyObject *args = PyTuple_New(0);
+    PyObject *kwargs = Py_BuildValue("{sO}", "after_in_child", hook);
+    if (args != NULL && kwargs != NULL) result = PyObject_Call(register_at_fork, args, kwargs);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    Py_DECREF(register_at_fork);
+    ok = result == NULL ? -1 : 0;
+done:
+    Py_XDECREF(result);
+    Py_XDECREF(hook);
+    Py_XDECREF(ident);
+    Py_XDECREF(main_thread);
+    Py_XDECREF(os);
+    Py_XDECREF(threading);
+    return ok;
+}
+
 int ftu_blocking_init(void) {
+    if (main_thread_init() < 0) return -1;
     PyObject *queue = PyImport_ImportModule("queue");
     if (queue == NULL) return -1;
     ftu_Empty = PyObject_GetAttrString(queue, "Empty");
@@ -50,12 +96,23 @@ int ftu_deadline(PyObject *timeout, int block, int64_t *deadline_ns) {
 int ftu_call_blocking(ftu_blocking_op op, void *arg, int64_t deadline_ns) {
     int status = op(arg, FTU_NO_WAIT); /* most calls need not wait: stay attached */
     if (status != FTU_TIMEOUT || deadline_ns == FTU_NO_WAIT) return status;
+    /* The main thread sleeps in slices: a signal that came while the core call was on
+     * its way to sleep (spinning, yielding) interrupted nothing, and is seen at the end
+     * of the slice instead of at the next wake-up, which may never come. */
+    int64_t slice = PyThread_get_thread_ident() == main_thread_ident ? FTU_SIGNAL_SLICE_FIRST_NS : 0;
     for (;;) {
+        int64_t until = deadline_ns;
+        if (slice) {
+            int64_t slice_end = ftu_monotonic_ns() + slice;
+            if (until == FTU_WAIT_FOREVER || until > slice_end) until = slice_end;
+            slice = slice * 4 < FTU_SIGNAL_SLICE_MAX_NS ? slice * 4 : FTU_SIGNAL_SLICE_MAX_NS;
+        }
         Py_BEGIN_ALLOW_THREADS
-        status = op(arg, deadline_ns);
+        status = op(arg, until);
         Py_END_ALLOW_THREADS
+        if (status == FTU_TIMEOUT && until != deadline_ns) status = FTU_INTERRUPTED; /* slice over */
         if (status != FTU_INTERRUPTED) return status;
-        /* A signal: run the handlers (Ctrl-C raises KeyboardInterrupt), else wait on. */
+        /* Run the handlers (Ctrl-C raises KeyboardInterrupt), else wait on. */
         if (PyErr_CheckSignals() < 0) return -1;
     }
 }
