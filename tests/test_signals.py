@@ -119,3 +119,51 @@ def test_a_signal_just_before_the_wait_sleeps_is_not_lost(backend_name, what):
     missed, longest = result.stdout.split()
     assert int(missed) == 0, "a signal went unseen until the wait timed out 2 s later"
     assert float(longest) < 0.5, f"a handler ran {longest} s after its signal"
+
+
+# In a child forked from another thread, that thread is the main thread: its waits must
+# be sliced too (the native backend learns the new main thread from os.register_at_fork).
+FORK_SCRIPT = r"""
+import os, random, signal, threading, warnings
+warnings.simplefilter("ignore")  # fork() in a process with threads
+from ft_utils.concurrency import ConcurrentQueue
+
+def child():
+    me = threading.get_ident()
+    missed = 0
+    for _ in range(40):
+        q = ConcurrentQueue(lock_free=True)  # a new queue spins for longest on its first wait
+        timer = threading.Timer(random.uniform(0, 0.0004), lambda: signal.pthread_kill(me, signal.SIGINT))
+        timer.start()
+        try:
+            q.pop(timeout=2)
+            missed += 1
+        except KeyboardInterrupt:
+            pass
+        except Exception:
+            missed += 1
+        timer.join()
+        if missed:
+            break
+    os._exit(missed)
+
+def forker():
+    pid = os.fork()
+    if pid == 0:
+        child()
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status))
+
+thread = threading.Thread(target=forker)
+thread.start()
+thread.join()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_signals_reach_the_new_main_thread_of_a_forked_child(backend_name):
+    env = dict(os.environ, FT_UTILS_BACKEND=backend_name)
+    result = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"], result.stdout + result.stderr
