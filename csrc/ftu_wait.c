@@ -131,6 +131,8 @@ int ftu_spin_until(int (*ready)(void *arg), void *arg, int spins, int yields) {
     return ready(arg);
 }
 
+#define SPINLOCK_POLLS 10
+
 void ftu_spinlock_lock_slow(ftu_spinlock *lock) {
     for (unsigned spins = 0;; spins++) {
         if (atomic_load_explicit(&lock->locked, memory_order_relaxed) == 0) {
@@ -139,7 +141,13 @@ void ftu_spinlock_lock_slow(ftu_spinlock *lock) {
                                                       memory_order_relaxed))
                 return;
         }
-        if (spins < 100) {
+        /* Only a few polls before yielding: the locks are held for a handful of
+         * instructions, so a holder that does not let go by then is most likely
+         * preempted, and each poll takes the lock's line away from the holder's CPU,
+         * which makes its unlock (and its next lock) wait for the line to come back.
+         * (With 100 polls, 2 producers and 2 consumers moved 6-11% fewer items per
+         * second, medians of interleaved runs of the three queue kinds.) */
+        if (spins < SPINLOCK_POLLS) {
             cpu_relax();
         } else {
             sched_yield(); /* the holder may have been preempted */
