@@ -13,14 +13,19 @@
 typedef struct {
     PyObject_HEAD
     ftu_gather *gather;
-    ftu_pylock lock; /* held by every take, never while waiting */
     PyObject *weakreflist;
+    /* Every insert() call writes this object's reference count (the call holds a
+     * reference to it) from the inserting thread; the padding keeps the lock that every
+     * take holds off that cache line, so inserters and iterators do not take turns on it. */
+    char padding[64];
+    ftu_pylock lock; /* held by every take, never while waiting */
 } GathererObject;
 
 /* One pass over keys 0..max_key. */
 typedef struct {
     PyObject_HEAD
     PyObject *owner; /* the ConcurrentGatheringIterator */
+    ftu_gather *gather; /* owner's, read here so that a take does not read owner's first line */
     int64_t next_key;
     int64_t max_key;
     int clear;
@@ -122,6 +127,7 @@ static PyObject *make_pass(PyObject *op, PyObject *args, PyObject *kwargs, int l
     GatheringPassObject *pass = PyObject_GC_New(GatheringPassObject, &GatheringPass_Type);
     if (pass == NULL) return NULL;
     pass->owner = Py_NewRef(op);
+    pass->gather = gather_of(op);
     pass->next_key = 0;
     pass->max_key = max_key;
     pass->clear = clear;
@@ -162,7 +168,7 @@ static PyObject *GatheringPass_next(PyObject *op) {
     for (;;) {
         uint64_t word;
         FTU_PYLOCK_ACQUIRE(owner->lock);
-        int status = ftu_gather_take(owner->gather, pass->next_key, pass->clear, &word, FTU_NO_WAIT);
+        int status = ftu_gather_take(pass->gather, pass->next_key, pass->clear, &word, FTU_NO_WAIT);
         if (status == FTU_OK) {
             value = (PyObject *)(uintptr_t)word;
             if (!pass->clear) Py_INCREF(value);
@@ -170,7 +176,7 @@ static PyObject *GatheringPass_next(PyObject *op) {
         FTU_PYLOCK_RELEASE(owner->lock);
         if (status == FTU_OK) break;
         if (status == FTU_TIMEOUT) {
-            struct wait_call call = {owner->gather, pass->next_key};
+            struct wait_call call = {pass->gather, pass->next_key};
             status = ftu_call_blocking(wait_for_key, &call, FTU_WAIT_FOREVER);
             if (status < 0) return NULL; /* a signal handler raised */
         }
