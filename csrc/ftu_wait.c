@@ -122,7 +122,17 @@ int ftu_spin_until(int (*ready)(void *arg), void *arg, int spins, int yields) {
     for (int spent = 0; spent < spins; spent += gap) {
         if (ready(arg)) return 1;
         for (int i = 0; i < gap; i++) cpu_relax();
-        if (gap < SPIN_GAP_MAX) gap *= 2;
+        if (gap < SPIN_GAP_MAX) {
+            gap *= 2;
+        } else {
+            /* Past the first microseconds, offer the CPU between polls: with more
+             * threads than CPUs, the thread being waited for may be one waiting for
+             * this CPU (where nothing else is runnable, the yield returns at once).
+             * Lock-free 2+2 threads on 2 CPUs, medians of 164 interleaved rounds:
+             * 14.57 -> 15.38 M items/s, and 3.23 -> 5.23 when moving a cache line
+             * between the CPUs is slow; 2 threads unchanged. */
+            sched_yield();
+        }
     }
     for (int i = 0; i < yields; i++) {
         if (ready(arg)) return 1;
