@@ -1,9 +1,9 @@
 """Workloads for the queues: handing items from producer threads to consumer threads.
 
 Throughput, in items moved per second: half the threads produce (each pushes ``ops``
-items), half consume (each takes ``ops`` items); one thread pushes then pops. Every run checks that the consumers
-received exactly the items sent (count and checksum). Baselines: queue.Queue and
-queue.SimpleQueue (the fastest stdlib queue).
+items), half consume (each takes ``ops`` items); one thread pushes then pops. Every run
+checks that the consumers received exactly the items sent (count and checksum).
+Baselines: queue.Queue and queue.SimpleQueue (the fastest stdlib queue).
 
 Also measured, each queue against queue.Queue:
 * wake-up latency: a consumer blocked in get/pop while items arrive 120 ms apart; the
