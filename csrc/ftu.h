@@ -115,6 +115,13 @@ intptr_t ftu_word_fetch_xor(intptr_t *cell, intptr_t operand);
 
 int64_t ftu_monotonic_ns(void);
 
+/* A measurement of the machine (for benchmarks): the nanoseconds one CPU takes to get a
+ * cache line another has just written, from `hops` one-way hand-offs between this thread
+ * and a new one, giving up after budget_ns. -1 if no thread could be started or no hop
+ * was timed. Where the two threads cannot run at once (one free CPU) the figure is that
+ * of thread switches instead. */
+int64_t ftu_probe_line_transfer_ns(int64_t hops, int64_t budget_ns);
+
 /* ---- queue: a multi-producer multi-consumer FIFO of 64-bit words ---------------------
  * Strict FIFO (the order in which pushes complete), exact size, optional capacity.
  * Flags: FTU_QUEUE_SPIN makes waiters spin and yield briefly before they sleep (for

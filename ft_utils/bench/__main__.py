@@ -2,7 +2,8 @@
 
 Prints, per workload and thread count, the median rate over the repeats (operations per
 second; items moved per second for the queues) and the ratio against its stdlib
-baselines from the same run.
+baselines from the same run. Each suite also prints how long moving a cache line between
+two CPUs took around its repeats: a figure of the machine that threaded figures follow.
 """
 
 import argparse
@@ -44,9 +45,15 @@ def main(argv=None):
 
     for suite in args.only or sorted(SUITES):
         workloads = SUITES[suite]
+        transfers = []
         results = measure(workloads, thread_counts, args.ops, args.repeats,
-                          progress=lambda done, total: print(f"  [{suite}] repeat {done}/{total}", file=sys.stderr))
+                          progress=lambda done, total: print(f"  [{suite}] repeat {done}/{total}", file=sys.stderr),
+                          transfers=transfers)
         print()
+        if all(t is not None for t in transfers):
+            print(f"{suite}: machine: a cache line moves between two CPUs in "
+                  f"{' '.join(f'{t:.0f}' for t in transfers)} ns (one way, probed before each repeat "
+                  f"and after the last; threaded figures drop when it rises)")
         unit = workloads[0].unit
         rate, spread_head = f"M{unit}/s", f"(min-max M{unit}/s)"
         print(f"{suite}: {'workload':<26} {'threads':>7} {rate:>11}   {spread_head:<19}  vs baseline")

@@ -5,6 +5,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import ft_utils
+
 
 @dataclass
 class Workload:
@@ -70,13 +72,31 @@ def run_once(workload: Workload, threads: int, ops: int) -> float:
     return done / elapsed
 
 
-def measure(workloads, thread_counts, ops, repeats, progress=None):
-    """Every workload at every thread count, ``repeats`` times, interleaved."""
+def line_transfer_ns(probes=3):
+    """Nanoseconds one CPU takes to get a cache line another has just written (median of
+    a few probes of the C core's ping-pong), or None where it cannot be measured. Threaded
+    figures follow it: on a virtual machine it can change several-fold between minutes."""
+    probe = getattr(ft_utils._implementation, "_probe_line_transfer_ns", None)
+    if probe is None:
+        return None
+    values = [probe(20_000, 500_000_000) for _ in range(probes)]
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def measure(workloads, thread_counts, ops, repeats, progress=None, transfers=None):
+    """Every workload at every thread count, ``repeats`` times, interleaved. If
+    ``transfers`` is a list, line_transfer_ns() is appended to it before each repeat and
+    after the last."""
     results = {(w.name, t): Result(w.name, t) for w in workloads for t in thread_counts}
     for repeat in range(repeats):
+        if transfers is not None:
+            transfers.append(line_transfer_ns())
         for threads in thread_counts:
             for w in workloads:
                 results[(w.name, threads)].ops_per_s.append(run_once(w, threads, ops))
         if progress:
             progress(repeat + 1, repeats)
+    if transfers is not None:
+        transfers.append(line_transfer_ns())
     return results

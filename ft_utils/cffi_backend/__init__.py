@@ -10,6 +10,7 @@ from ft_utils.cffi_backend.concurrent_gathering_iterator import ConcurrentGather
 from ft_utils.cffi_backend.concurrent_queue import ConcurrentQueue
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 from ft_utils.cffi_backend.std_concurrent_queue import StdConcurrentQueue
+from ft_utils.cffi_backend.probe import _probe_line_transfer_ns  # noqa: F401  (for ft_utils.bench)
 from ft_utils._exceptions import Empty, Full, ShutDown
 
 __all__ = [

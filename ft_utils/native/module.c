@@ -17,6 +17,38 @@ int ftu_add_type(PyObject *module, PyTypeObject *type) {
     return PyModule_AddObjectRef(module, ftu_type_name(type), (PyObject *)type);
 }
 
+/* _probe_line_transfer_ns(hops, budget_ns): ftu_probe_line_transfer_ns for the benchmark
+ * (a figure of the machine, not of ft_utils); None where it could not measure. */
+static PyObject *probe_line_transfer_ns(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "_probe_line_transfer_ns() takes 2 arguments (hops, budget_ns), %zd given",
+                     nargs);
+        return NULL;
+    }
+    long long hops = PyLong_AsLongLong(args[0]);
+    if (hops == -1 && PyErr_Occurred()) return NULL;
+    long long budget_ns = PyLong_AsLongLong(args[1]);
+    if (budget_ns == -1 && PyErr_Occurred()) return NULL;
+    if (hops < 4 || budget_ns <= 0) {
+        PyErr_SetString(PyExc_ValueError, "_probe_line_transfer_ns() needs hops >= 4 and budget_ns > 0");
+        return NULL;
+    }
+    int64_t ns;
+    Py_BEGIN_ALLOW_THREADS
+    ns = ftu_probe_line_transfer_ns(hops, budget_ns);
+    Py_END_ALLOW_THREADS
+    if (ns < 0) Py_RETURN_NONE;
+    return PyLong_FromLongLong(ns);
+}
+
+static PyMethodDef native_methods[] = {
+    {"_probe_line_transfer_ns", (PyCFunction)(void (*)(void))probe_line_transfer_ns, METH_FASTCALL,
+     "_probe_line_transfer_ns(hops, budget_ns)\n--\n\nNanoseconds for a CPU to get a cache line another has "
+     "just written (a measurement of the machine, for benchmarks); None if it could not measure."},
+    {NULL, NULL, 0, NULL},
+};
+
 static int native_exec(PyObject *module) {
     if (atomic_int64_module_init(module) < 0) return -1;
     if (atomic_reference_module_init(module) < 0) return -1;
@@ -50,6 +82,7 @@ static struct PyModuleDef native_module = {
     .m_name = "ft_utils._native",
     .m_doc = "The native (CPython extension) backend of ft_utils.",
     .m_size = 0,
+    .m_methods = native_methods,
     .m_slots = native_slots,
 };
 
