@@ -115,6 +115,8 @@ static void test_tasks(void) {
 struct mpmc {
     ftu_queue *q;
     int timeout_ms; /* consumers' per-pop timeout; 0 = wait forever */
+    int tasks;      /* consumers call task_done after each pop */
+    int task_errors;
     pthread_barrier_t start;
     unsigned char seen[PRODUCERS][PER_PRODUCER];
     int order_errors;
@@ -155,6 +157,8 @@ static void *consumer(void *arg) {
             timeouts++;
             continue;
         }
+        /* a word is a task as soon as a consumer can take it */
+        if (t->tasks && ftu_queue_task_done(t->q) != FTU_OK) __atomic_fetch_add(&t->task_errors, 1, __ATOMIC_RELAXED);
         int p = (int)(word >> 32);
         int64_t i = (int64_t)(word & 0xffffffffu);
         if (i <= last[p]) order_errors++;
@@ -172,6 +176,7 @@ static void test_mpmc(int64_t capacity, int flags, int timeout_ms) {
     struct mpmc *t = calloc(1, sizeof(struct mpmc));
     t->q = ftu_queue_new(capacity, flags);
     t->timeout_ms = timeout_ms;
+    t->tasks = (flags & FTU_QUEUE_TASKS) != 0;
     pthread_mutex_init(&t->mutex, NULL);
     pthread_barrier_init(&t->start, NULL, PRODUCERS + CONSUMERS);
     pthread_t producers[PRODUCERS], consumers[CONSUMERS];
@@ -194,9 +199,52 @@ static void test_mpmc(int64_t capacity, int flags, int timeout_ms) {
     CHECK(t->order_errors == 0, "capacity %" PRId64 " flags %d: %d per-producer order errors", capacity, flags,
           t->order_errors);
     CHECK(ftu_queue_size(t->q) == 0, "size at the end");
+    CHECK(t->task_errors == 0 && ftu_queue_unfinished(t->q) == 0, "flags %d: %d task_done refused, %" PRId64
+          " unfinished at the end", flags, t->task_errors, ftu_queue_unfinished(t->q));
     ftu_queue_free(t->q);
     pthread_barrier_destroy(&t->start);
     free(t);
+}
+
+/* Zero words are published by the count only (consumers watch for non-zero slots): they
+ * must still arrive, every one, with consumers waiting for them. */
+#define ZERO_WORDS 30000
+
+static void *push_zeros(void *arg) {
+    for (int i = 0; i < ZERO_WORDS; i++) ftu_queue_push(arg, 0, FTU_WAIT_FOREVER);
+    return NULL;
+}
+
+struct zero_consumer {
+    ftu_queue *q;
+    long zeros, others;
+};
+
+static void *pop_zeros(void *arg) {
+    struct zero_consumer *c = arg;
+    uint64_t word;
+    while (ftu_queue_pop(c->q, &word, FTU_WAIT_FOREVER) == FTU_OK) {
+        if (word == 0)
+            c->zeros++;
+        else
+            c->others++;
+    }
+    return NULL;
+}
+
+static void test_zero_words(int flags) {
+    ftu_queue *q = ftu_queue_new(0, flags);
+    struct zero_consumer c[2] = {{q, 0, 0}, {q, 0, 0}};
+    pthread_t producers[2], consumers[2];
+    for (int i = 0; i < 2; i++) pthread_create(&consumers[i], NULL, pop_zeros, &c[i]);
+    for (int i = 0; i < 2; i++) pthread_create(&producers[i], NULL, push_zeros, q);
+    for (int i = 0; i < 2; i++) pthread_join(producers[i], NULL);
+    ftu_queue_shutdown(q, 0);
+    for (int i = 0; i < 2; i++) pthread_join(consumers[i], NULL);
+    CHECK(c[0].zeros + c[1].zeros == 2 * ZERO_WORDS && c[0].others + c[1].others == 0,
+          "flags %d: %ld zero words popped of %d, %ld others", flags, c[0].zeros + c[1].zeros, 2 * ZERO_WORDS,
+          c[0].others + c[1].others);
+    ftu_queue_free(q);
 }
 
 struct waker {
@@ -353,6 +401,8 @@ int main(void) {
     test_blocked_pop_is_woken(0);
     test_blocked_pop_is_woken(FTU_QUEUE_SPIN);
     test_blocked_push_is_woken();
+    test_zero_words(0);
+    test_zero_words(FTU_QUEUE_SPIN);
     int modes[] = {0, FTU_QUEUE_SPIN, FTU_QUEUE_PREFETCH | FTU_QUEUE_SPIN};
     for (int m = 0; m < 3; m++) {
         test_mpmc(0, modes[m], 0);
