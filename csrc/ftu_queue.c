@@ -69,7 +69,7 @@ struct ftu_queue {
     _Atomic(_Atomic uint64_t *) head_slot; /* &head->slot[head_index]: what waiting
                                               consumers watch (see watch_begin) */
     struct segment *retired;   /* emptied segments kept from free() while watched (see
-                                  watch_head); under head_lock */
+                                  watch_begin); under head_lock */
     /* producers */
     _Alignas(64) ftu_spinlock tail_lock;
     struct segment *tail;
