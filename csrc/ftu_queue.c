@@ -151,8 +151,17 @@ static void segment_put(ftu_queue *q, struct segment *seg) {
  * for it ends when the spinning does (see wait_for), by the count. */
 static void watch_begin(ftu_queue *q) { atomic_fetch_add(&q->watchers, 1); }
 
+#ifdef FTU_TEST_HOOKS
+/* C tests only: called between a watcher's two reads, to hold it there (see
+ * tests/c/test_queue.c, test_watchers_and_freed_segments). */
+void (*ftu_test_watch_hook)(void);
+#endif
+
 static int head_published(ftu_queue *q) {
     _Atomic uint64_t *slot = atomic_load(&q->head_slot);
+#ifdef FTU_TEST_HOOKS
+    if (ftu_test_watch_hook != NULL) ftu_test_watch_hook();
+#endif
     return atomic_load_explicit(slot, memory_order_relaxed) != 0;
 }
 

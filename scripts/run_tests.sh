@@ -21,7 +21,7 @@ record() { # name, passed, failed, exit code
 
 # ---- C tests ---------------------------------------------------------------------------
 CC="${CC:-gcc}"
-CFLAGS_COMMON=(-std=c11 -Wall -Wextra -Werror -Icsrc -pthread)
+CFLAGS_COMMON=(-std=c11 -Wall -Wextra -Werror -Icsrc -pthread -DFTU_TEST_HOOKS)
 mkdir -p build/c
 c_suite() { # label, extra flags...: builds and runs every tests/c/test_*.c, adds up
     local label="$1"; shift

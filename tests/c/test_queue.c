@@ -15,6 +15,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,59 @@ static void test_zero_words(int flags) {
     ftu_queue_free(q);
 }
 
+/* A consumer waiting for a word reads the head slot's address, then the slot, outside
+ * the head lock; emptied segments must not be freed while such a reader may still hold
+ * an address in them. The hook holds watchers between their two reads for 2 ms now and
+ * then, while the others take thousands of words (segments of 1023): under AddressSanitizer
+ * a read of a freed segment is an error. */
+extern void (*ftu_test_watch_hook)(void);
+static _Atomic long watch_calls;
+
+static void hold_watcher(void) {
+    if (atomic_fetch_add(&watch_calls, 1) % 64 == 0) sleep_ms(2);
+}
+
+#define WATCHED_WORDS 400000
+
+static void *push_counting(void *arg) {
+    for (uint64_t i = 1; i <= WATCHED_WORDS; i++) {
+        ftu_queue_push(arg, i, FTU_WAIT_FOREVER);
+        if (i % 3000 == 0) sleep_ms(1); /* bursts of 3 segments: consumers drain, then wait */
+    }
+    return NULL;
+}
+
+static void *pop_counting(void *arg) {
+    struct zero_consumer *c = arg;
+    uint64_t word;
+    while (ftu_queue_pop(c->q, &word, FTU_WAIT_FOREVER) == FTU_OK) c->others++;
+    return NULL;
+}
+
+static void test_watchers_and_freed_segments(int flags) {
+    ftu_queue *q = ftu_queue_new(0, flags);
+    struct zero_consumer c[4];
+    pthread_t producer, consumers[4];
+    atomic_store(&watch_calls, 0);
+    ftu_test_watch_hook = hold_watcher;
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct zero_consumer){q, 0, 0};
+        pthread_create(&consumers[i], NULL, pop_counting, &c[i]);
+    }
+    pthread_create(&producer, NULL, push_counting, q);
+    pthread_join(producer, NULL);
+    ftu_queue_shutdown(q, 0);
+    long taken = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(consumers[i], NULL);
+        taken += c[i].others;
+    }
+    ftu_test_watch_hook = NULL;
+    CHECK(taken == WATCHED_WORDS, "flags %d: %ld words taken of %d", flags, taken, WATCHED_WORDS);
+    CHECK(atomic_load(&watch_calls) > 64, "the watchers were held (%ld watches)", (long)atomic_load(&watch_calls));
+    ftu_queue_free(q);
+}
+
 struct waker {
     ftu_queue *q;
     int delay_ms;
@@ -403,6 +457,8 @@ int main(void) {
     test_blocked_push_is_woken();
     test_zero_words(0);
     test_zero_words(FTU_QUEUE_SPIN);
+    test_watchers_and_freed_segments(0);
+    test_watchers_and_freed_segments(FTU_QUEUE_SPIN);
     int modes[] = {0, FTU_QUEUE_SPIN, FTU_QUEUE_PREFETCH | FTU_QUEUE_SPIN};
     for (int m = 0; m < 3; m++) {
         test_mpmc(0, modes[m], 0);
