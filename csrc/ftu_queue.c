@@ -16,7 +16,7 @@
  * waiting for the next word then watches that word's slot, a line the producer writes
  * anyway, instead of `pushed`, which would leave the producer's line to be fetched back
  * on every push (on machines where moving a line between CPUs is slow, 2 threads moved
- * 1.5-3x more items per second).
+ * 2-3.5x more items per second).
  * With a capacity (or task tracking), `space` counts free places the same way for
  * producers.
  *
