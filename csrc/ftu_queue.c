@@ -240,12 +240,12 @@ static void wake_all(struct waitset *ws) {
 struct ready_check {
     ftu_queue *q;
     available_fn available;
+    int watch_head; /* consumers: watch the head slot (see watch_begin) */
 };
 
 static int counter_ready(void *arg) {
     struct ready_check *check = arg;
-    /* consumers watch the head slot, producers the free places */
-    int ready = check->available == items_available ? head_published(check->q) : check->available(check->q) > 0;
+    int ready = check->watch_head ? head_published(check->q) : check->available(check->q) > 0;
     return ready || atomic_load_explicit(&check->q->state, memory_order_relaxed) != FTU_QUEUE_OPEN;
 }
 
@@ -272,11 +272,11 @@ static int wait_for(ftu_queue *q, available_fn available, struct waitset *ws, in
      * sides a system call (and, on a virtual machine, an interrupt between CPUs). The
      * default mode yields the CPU a few times first, as CPython's own locks do;
      * FTU_QUEUE_SPIN also spins on the CPU for tens of microseconds before that. */
-    struct ready_check check = {q, available};
-    int watching = available == items_available;
-    if (watching) watch_begin(q);
+    /* consumers watch the head slot, producers the free places */
+    struct ready_check check = {q, available, available == items_available};
+    if (check.watch_head) watch_begin(q);
     int ready = spin(q, &check);
-    if (watching) watch_end(q);
+    if (check.watch_head) watch_end(q);
     if (ready) return FTU_OK;
     uint32_t seen = atomic_load(&ws->signal);
     atomic_fetch_add(&ws->waiting, 1);

@@ -76,9 +76,7 @@ def line_transfer_ns(probes=3):
     """Nanoseconds one CPU takes to get a cache line another has just written (median of
     a few probes of the C core's ping-pong), or None where it cannot be measured. Threaded
     figures follow it: on a virtual machine it can change several-fold between minutes."""
-    probe = getattr(ft_utils._implementation, "_probe_line_transfer_ns", None)
-    if probe is None:
-        return None
+    probe = ft_utils._implementation._probe_line_transfer_ns
     values = [probe(20_000, 500_000_000) for _ in range(probes)]
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None

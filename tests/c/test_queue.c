@@ -216,13 +216,14 @@ static void *push_zeros(void *arg) {
     return NULL;
 }
 
-struct zero_consumer {
+/* Pops until the queue is shut down and drained, counting zero and other words. */
+struct counting_consumer {
     ftu_queue *q;
     long zeros, others;
 };
 
-static void *pop_zeros(void *arg) {
-    struct zero_consumer *c = arg;
+static void *pop_and_count(void *arg) {
+    struct counting_consumer *c = arg;
     uint64_t word;
     while (ftu_queue_pop(c->q, &word, FTU_WAIT_FOREVER) == FTU_OK) {
         if (word == 0)
@@ -235,9 +236,9 @@ static void *pop_zeros(void *arg) {
 
 static void test_zero_words(int flags) {
     ftu_queue *q = ftu_queue_new(0, flags);
-    struct zero_consumer c[2] = {{q, 0, 0}, {q, 0, 0}};
+    struct counting_consumer c[2] = {{q, 0, 0}, {q, 0, 0}};
     pthread_t producers[2], consumers[2];
-    for (int i = 0; i < 2; i++) pthread_create(&consumers[i], NULL, pop_zeros, &c[i]);
+    for (int i = 0; i < 2; i++) pthread_create(&consumers[i], NULL, pop_and_count, &c[i]);
     for (int i = 0; i < 2; i++) pthread_create(&producers[i], NULL, push_zeros, q);
     for (int i = 0; i < 2; i++) pthread_join(producers[i], NULL);
     ftu_queue_shutdown(q, 0);
@@ -270,22 +271,15 @@ static void *push_counting(void *arg) {
     return NULL;
 }
 
-static void *pop_counting(void *arg) {
-    struct zero_consumer *c = arg;
-    uint64_t word;
-    while (ftu_queue_pop(c->q, &word, FTU_WAIT_FOREVER) == FTU_OK) c->others++;
-    return NULL;
-}
-
 static void test_watchers_and_freed_segments(int flags) {
     ftu_queue *q = ftu_queue_new(0, flags);
-    struct zero_consumer c[4];
+    struct counting_consumer c[4];
     pthread_t producer, consumers[4];
     atomic_store(&watch_calls, 0);
     ftu_test_watch_hook = hold_watcher;
     for (int i = 0; i < 4; i++) {
-        c[i] = (struct zero_consumer){q, 0, 0};
-        pthread_create(&consumers[i], NULL, pop_counting, &c[i]);
+        c[i] = (struct counting_consumer){q, 0, 0};
+        pthread_create(&consumers[i], NULL, pop_and_count, &c[i]);
     }
     pthread_create(&producer, NULL, push_counting, q);
     pthread_join(producer, NULL);
