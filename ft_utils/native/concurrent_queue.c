@@ -2,7 +2,8 @@
  * ConcurrentQueue: an unbounded FIFO of objects over the core queue (csrc/ftu_queue.c).
  *
  * The queue holds one strong reference per object, as a word; pop hands that reference
- * to the caller. Waiting happens in the core with the thread state detached.
+ * to the caller. Waiting happens in the core with the thread state detached; taking,
+ * attached (see blocking.c: wait detached, take attached).
  */
 #include "native.h"
 
@@ -91,15 +92,20 @@ struct pop_call {
     uint64_t word;
 };
 
-static int pop_op(void *arg, int64_t deadline_ns) {
+static int pop_take(void *arg) {
     struct pop_call *call = arg;
-    return ftu_queue_pop(call->queue, &call->word, deadline_ns);
+    return ftu_queue_pop(call->queue, &call->word, FTU_NO_WAIT);
+}
+
+static int pop_wait(void *arg, int64_t deadline_ns) {
+    struct pop_call *call = arg;
+    return ftu_queue_wait_pop(call->queue, deadline_ns);
 }
 
 /* The popped object (a new reference), or NULL with Empty / ShutDown / a signal's error. */
 PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns) {
     struct pop_call call = {queue, 0};
-    int status = ftu_call_blocking(pop_op, &call, deadline_ns);
+    int status = ftu_call_taking(pop_take, pop_wait, &call, deadline_ns);
     switch (status) {
     case FTU_OK:
         return (PyObject *)(uintptr_t)call.word;
