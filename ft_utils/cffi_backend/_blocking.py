@@ -62,12 +62,8 @@ def _first_slice():
     return SLICE_FIRST_NS if threading.get_ident() == threading.main_thread().ident else 0
 
 
-def call_blocking(op, deadline_ns):
-    """op(deadline) -> core status; tried without waiting first, then waited for. Only for
-    calls that take nothing out of a container (a push, a join)."""
-    status = op(NO_WAIT)
-    if status != lib.FTU_TIMEOUT or deadline_ns == NO_WAIT:
-        return status
+def _waits(deadline_ns):
+    """The end of each successive wait: the deadline, or sooner, the end of a slice."""
     slice_ns = _first_slice()
     while True:
         until = deadline_ns
@@ -76,6 +72,16 @@ def call_blocking(op, deadline_ns):
             if until == FOREVER or until > slice_end:
                 until = slice_end
             slice_ns = min(4 * slice_ns, SLICE_MAX_NS)
+        yield until
+
+
+def call_blocking(op, deadline_ns):
+    """op(deadline) -> core status; tried without waiting first, then waited for. Only for
+    calls that take nothing out of a container (a push, a join)."""
+    status = op(NO_WAIT)
+    if status != lib.FTU_TIMEOUT or deadline_ns == NO_WAIT:
+        return status
+    for until in _waits(deadline_ns):
         status = op(until)
         if status == lib.FTU_TIMEOUT and until != deadline_ns:
             continue  # slice over: handlers run here, on the way round the loop
@@ -87,14 +93,7 @@ def wait(wait_op, deadline_ns):
     """Waits with wait_op(deadline), a core wait that takes nothing, until it says there
     may be something to take (FTU_OK), or the deadline passed (FTU_TIMEOUT), or another
     status ends the wait. Signal handlers run between slices and interruptions."""
-    slice_ns = _first_slice()
-    while True:
-        until = deadline_ns
-        if slice_ns:
-            slice_end = lib.ftu_monotonic_ns() + slice_ns
-            if until == FOREVER or until > slice_end:
-                until = slice_end
-            slice_ns = min(4 * slice_ns, SLICE_MAX_NS)
+    for until in _waits(deadline_ns):
         status = wait_op(until)
         if status == lib.FTU_TIMEOUT and until != deadline_ns:
             return lib.FTU_OK  # slice over: handlers run, the caller looks again
