@@ -14,6 +14,7 @@ _FAILED = "an insert into this ConcurrentGatheringIterator failed, so the values
 
 @document
 class ConcurrentGatheringIterator:
+    __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_gather", "_objects", "_tickets", "_lock", "__weakref__")
 
     def __new__(cls, scaling=None):
