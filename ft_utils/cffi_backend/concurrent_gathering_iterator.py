@@ -16,6 +16,7 @@ _take = lib.ftu_cffi_gather_take
 
 @document
 class ConcurrentGatheringIterator:
+    __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_gather", "_objects", "_lock", "__weakref__")
 
     def __new__(cls, scaling=None):

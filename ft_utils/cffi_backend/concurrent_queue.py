@@ -8,6 +8,7 @@ from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
 @document
 class ConcurrentQueue:
+    __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_queue", "_lock_free", "__weakref__")
 
     def __new__(cls, scaling=None, lock_free=False):

@@ -13,6 +13,7 @@ from ft_utils.cffi_backend._api import document
 
 @document
 class LocalWrapper:
+    __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_LocalWrapper__wrapped", "__weakref__")
 
     def __new__(cls, wrapped):

@@ -266,6 +266,7 @@ static PyMethodDef Gatherer_methods[] = {
      DOC_ConcurrentGatheringIterator_iterator},
     {"iterator_local", (PyCFunction)(void (*)(void))Gatherer_iterator_local, METH_VARARGS | METH_KEYWORDS,
      DOC_ConcurrentGatheringIterator_iterator_local},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
     {NULL, NULL, 0, NULL},
 };
 

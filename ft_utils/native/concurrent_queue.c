@@ -177,6 +177,7 @@ static PyMethodDef ConcurrentQueue_methods[] = {
      DOC_ConcurrentQueue_shutdown},
     {"size", ConcurrentQueue_size, METH_NOARGS, DOC_ConcurrentQueue_size},
     {"empty", ConcurrentQueue_empty, METH_NOARGS, DOC_ConcurrentQueue_empty},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
     {NULL, NULL, 0, NULL},
 };
 

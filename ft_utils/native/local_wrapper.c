@@ -294,6 +294,7 @@ static PyMethodDef LocalWrapper_methods[] = {
     {"__trunc__", LocalWrapper_trunc, METH_NOARGS, "math.trunc() of the wrapped object."},
     {"__floor__", LocalWrapper_floor, METH_NOARGS, "math.floor() of the wrapped object."},
     {"__ceil__", LocalWrapper_ceil, METH_NOARGS, "math.ceil() of the wrapped object."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
     {NULL, NULL, 0, NULL},
 };
 
