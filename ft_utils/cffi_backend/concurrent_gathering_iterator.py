@@ -28,6 +28,9 @@ class ConcurrentGatheringIterator:
         self._lock = threading.Lock()  # held by every take, so a non-clearing read is safe
         return self
 
+    def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the queues
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
     def insert(self, key, value, /):
         try:
             if not isinstance(key, int):

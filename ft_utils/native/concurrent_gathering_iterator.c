@@ -221,6 +221,7 @@ static PyMethodDef Gatherer_methods[] = {
      DOC_ConcurrentGatheringIterator_iterator},
     {"iterator_local", (PyCFunction)(void (*)(void))Gatherer_iterator_local, METH_VARARGS | METH_KEYWORDS,
      DOC_ConcurrentGatheringIterator_iterator_local},
+    {"__reduce__", ftu_refuse_reduce, METH_NOARGS, FTU_REFUSE_REDUCE_DOC},
     {NULL, NULL, 0, NULL},
 };
 
