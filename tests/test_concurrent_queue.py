@@ -86,6 +86,38 @@ def test_scaling_argument(backend):
         backend.ConcurrentQueue("4")
 
 
+def test_subclass_init_with_other_arguments(backend, lock_free):
+    class Jobs(backend.ConcurrentQueue):
+        def __new__(cls, name, lock_free=False):
+            return super().__new__(cls, lock_free=lock_free)
+
+        def __init__(self, name, lock_free=False):
+            super().__init__(lock_free=lock_free)
+            self.name = name
+
+    q = Jobs("jobs", lock_free=lock_free)
+    q.push(1)
+    assert q.name == "jobs" and q.pop() == 1 and ("lock_free" in repr(q)) == lock_free
+
+
+def test_lock_free_given_only_to_init_is_a_clear_error(backend):
+    class Jobs(backend.ConcurrentQueue):
+        def __init__(self, name, lock_free=False):
+            super().__init__(lock_free=lock_free)
+            self.name = name
+
+    assert Jobs("plain").name == "plain"
+    with pytest.raises(ValueError, match="created with lock_free=False; lock_free is chosen when the queue is created"):
+        Jobs("fast", lock_free=True)
+    q = backend.ConcurrentQueue(lock_free=True)
+    q.__init__()  # lock_free not given: nothing to check
+    q.__init__(2, True)
+    with pytest.raises(ValueError, match="created with lock_free=True"):
+        q.__init__(lock_free=False)
+    with pytest.raises(ValueError, match="scaling must be at least 1"):
+        q.__init__(0)
+
+
 def test_shutdown_then_drain(backend, lock_free):
     q = backend.ConcurrentQueue(lock_free=lock_free)
     q.push(1)

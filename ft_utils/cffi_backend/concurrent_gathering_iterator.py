@@ -30,6 +30,9 @@ class ConcurrentGatheringIterator:
         self._lock = threading.Lock()  # held by every take, so a non-clearing read is safe
         return self
 
+    def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the queues
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
     def insert(self, *args):
         # Any insert() that raises marks the gatherer failed, a call with the wrong number
         # of arguments included (as on the native backend): the value it was meant to
@@ -62,10 +65,10 @@ class ConcurrentGatheringIterator:
             raise
 
     def iterator(self, /, max_key, clear=True):
-        return _GatheringPass(self, _max_key(max_key, "iterator"), bool(clear), False)
+        return ConcurrentGatheringIteratorPass(self, _max_key(max_key, "iterator"), bool(clear), False)
 
     def iterator_local(self, /, max_key, clear=True):
-        return _GatheringPass(self, _max_key(max_key, "iterator_local"), bool(clear), True)
+        return ConcurrentGatheringIteratorPass(self, _max_key(max_key, "iterator_local"), bool(clear), True)
 
 
 
@@ -86,7 +89,7 @@ def _max_key(value, function):
     return value
 
 
-class _GatheringPass:
+class ConcurrentGatheringIteratorPass:
     """One pass over keys 0..max_key, which threads may share: each value goes to exactly
     one of them, in key order, and all of them stop after max_key. The next key lives in
     a cell of the core; a thread that takes it moves the cell on and wakes the others."""
@@ -120,5 +123,8 @@ class _GatheringPass:
             if wait(lambda until: lib.ftu_gather_wait(gather, self._next_key, until), FOREVER) == lib.FTU_FAILED:
                 raise RuntimeError(_FAILED)
 
-    def __reduce__(self):
-        raise TypeError(f"cannot pickle '{type(self).__name__}' object")
+    def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the gatherer
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+
+ConcurrentGatheringIteratorPass.__module__ = ConcurrentGatheringIterator.__module__

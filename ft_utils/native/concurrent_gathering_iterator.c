@@ -248,6 +248,11 @@ static void GatheringPass_dealloc(PyObject *op) {
     PyObject_GC_Del(op);
 }
 
+static PyMethodDef GatheringPass_methods[] = {
+    {"__reduce__", ftu_refuse_reduce, METH_NOARGS, FTU_REFUSE_REDUCE_DOC},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyTypeObject GatheringPass_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "ft_utils.concurrency.ConcurrentGatheringIteratorPass",
@@ -258,6 +263,7 @@ static PyTypeObject GatheringPass_Type = {
     .tp_clear = GatheringPass_clear,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = GatheringPass_next,
+    .tp_methods = GatheringPass_methods,
 };
 
 static PyMethodDef Gatherer_methods[] = {
@@ -267,6 +273,7 @@ static PyMethodDef Gatherer_methods[] = {
     {"iterator_local", (PyCFunction)(void (*)(void))Gatherer_iterator_local, METH_VARARGS | METH_KEYWORDS,
      DOC_ConcurrentGatheringIterator_iterator_local},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {"__reduce__", ftu_refuse_reduce, METH_NOARGS, FTU_REFUSE_REDUCE_DOC},
     {NULL, NULL, 0, NULL},
 };
 

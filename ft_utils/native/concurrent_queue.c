@@ -25,12 +25,30 @@ int ftu_check_scaling(PyObject *scaling, const char *type_name) {
     return 0;
 }
 
-static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+/* ConcurrentQueue(scaling=None, lock_free=False): *lock_free_given says whether lock_free
+ * was passed. */
+static int parse_arguments(PyObject *args, PyObject *kwargs, int *lock_free, int *lock_free_given) {
     static char *kwlist[] = {"scaling", "lock_free", NULL};
-    PyObject *scaling = Py_None;
-    int lock_free = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op:ConcurrentQueue", kwlist, &scaling, &lock_free)) return NULL;
-    if (ftu_check_scaling(scaling, "ConcurrentQueue") < 0) return NULL;
+    PyObject *scaling = Py_None, *lock_free_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:ConcurrentQueue", kwlist, &scaling, &lock_free_obj)) return -1;
+    if (ftu_check_scaling(scaling, "ConcurrentQueue") < 0) return -1;
+    *lock_free_given = lock_free_obj != NULL;
+    *lock_free = lock_free_obj == NULL ? 0 : PyObject_IsTrue(lock_free_obj);
+    return *lock_free < 0 ? -1 : 0;
+}
+
+static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs);
+
+/* The arguments go to __new__ and __init__ alike, as for any class; each takes them as its
+ * own unless a subclass overrides the other (object.__new__ and object.__init__ do the
+ * same), so a subclass's own __init__ may take any arguments. lock_free is chosen here,
+ * when the core queue is made: a subclass whose __init__ takes other arguments passes it
+ * to __new__ from its own __new__. */
+static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    int lock_free = 0, given = 0;
+    if ((type->tp_new != ConcurrentQueue_new || type->tp_init == ConcurrentQueue_init) &&
+        parse_arguments(args, kwargs, &lock_free, &given) < 0)
+        return NULL;
     QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->lock_free = lock_free;
@@ -40,6 +58,28 @@ static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObjec
         return PyErr_NoMemory();
     }
     return (PyObject *)self;
+}
+
+/* Checks the arguments; lock_free, if given, must be what the queue was made with. */
+static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    PyTypeObject *type = Py_TYPE(op);
+    if (type->tp_init == ConcurrentQueue_init && type->tp_new != ConcurrentQueue_new) return 0; /* __new__'s */
+    int lock_free, given;
+    if (parse_arguments(args, kwargs, &lock_free, &given) < 0) return -1;
+    if (given && lock_free != ((QueueObject *)op)->lock_free) {
+        PyErr_Format(PyExc_ValueError,
+                     "ConcurrentQueue.__init__(): this queue was created with lock_free=%s; lock_free is chosen "
+                     "when the queue is created (a subclass whose __init__ takes other arguments passes it on "
+                     "from its own __new__)",
+                     ((QueueObject *)op)->lock_free ? "True" : "False");
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *ftu_refuse_reduce(PyObject *op, PyObject *Py_UNUSED(unused)) {
+    PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", ftu_type_name(Py_TYPE(op)));
+    return NULL;
 }
 
 /* Releases every object left in q. */
@@ -178,6 +218,7 @@ static PyMethodDef ConcurrentQueue_methods[] = {
     {"size", ConcurrentQueue_size, METH_NOARGS, DOC_ConcurrentQueue_size},
     {"empty", ConcurrentQueue_empty, METH_NOARGS, DOC_ConcurrentQueue_empty},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {"__reduce__", ftu_refuse_reduce, METH_NOARGS, FTU_REFUSE_REDUCE_DOC},
     {NULL, NULL, 0, NULL},
 };
 
@@ -193,6 +234,7 @@ PyTypeObject ConcurrentQueue_Type = {
     .tp_clear = QueueObject_clear,
     .tp_weaklistoffset = offsetof(QueueObject, weakreflist),
     .tp_methods = ConcurrentQueue_methods,
+    .tp_init = ConcurrentQueue_init,
     .tp_new = ConcurrentQueue_new,
 };
 

@@ -130,6 +130,11 @@ int ftu_visit_object(uint64_t word, void *arg);
 int ftu_check_scaling(PyObject *scaling, const char *type_name);
 void ftu_queue_release_all(ftu_queue *q);
 PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns);
+/* __reduce__ of the types that refuse copy.copy, copy.deepcopy and pickle (the queues
+ * and the gatherer, as queue.SimpleQueue does): TypeError "cannot pickle 'Name' object".
+ * A subclass may define its own __reduce__. */
+PyObject *ftu_refuse_reduce(PyObject *op, PyObject *unused);
+#define FTU_REFUSE_REDUCE_DOC "Raise TypeError: this object is shared between threads, not copied or pickled."
 /* tp_traverse, tp_clear and tp_dealloc of both queue types (QueueObject). */
 int QueueObject_traverse(PyObject *op, visitproc visit, void *arg);
 int QueueObject_clear(PyObject *op);
