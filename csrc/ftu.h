@@ -172,6 +172,10 @@ int64_t ftu_queue_capacity(ftu_queue *q);
 int ftu_queue_set_capacity(ftu_queue *q, int64_t capacity);
 void ftu_queue_shutdown(ftu_queue *q, int immediate);
 int ftu_queue_state(ftu_queue *q);
+/* Turns FTU_QUEUE_SPIN on (spin non-zero) or off for the waits that start from now on;
+ * ftu_queue_spins says which it is. */
+void ftu_queue_set_spin(ftu_queue *q, int spin);
+int ftu_queue_spins(ftu_queue *q);
 /* Calls visit(word, arg) for each word in the queue, holding both of its locks (so
  * visit must not call the queue); stops at and returns the first non-zero result. For
  * a garbage collector's traversal. */

@@ -90,6 +90,7 @@ struct ftu_queue {
     _Alignas(64) _Atomic int state;
     int flags;
     int count_space;
+    _Atomic int spinning;    /* FTU_QUEUE_SPIN, changeable (ftu_queue_set_spin) */
     _Atomic int spin_budget; /* FTU_QUEUE_SPIN: pause instructions before yielding */
     _Atomic(struct segment *) spare; /* one emptied segment kept for reuse */
     /* consumers watching head_slot outside the head lock, counted by the epoch they
@@ -241,6 +242,7 @@ ftu_queue *ftu_queue_new(int64_t capacity, int flags) {
     memset(q, 0, size);
     q->flags = flags;
     q->count_space = capacity > 0 || (flags & (FTU_QUEUE_TASKS | FTU_QUEUE_BOUNDABLE));
+    atomic_init(&q->spinning, (flags & FTU_QUEUE_SPIN) != 0);
     atomic_init(&q->spin_budget, SPIN_LONG);
     if (capacity <= 0 || capacity > UNBOUNDED) capacity = UNBOUNDED;
     atomic_init(&q->capacity, capacity);
@@ -314,7 +316,8 @@ static int counter_ready(void *arg) {
 
 /* The wait before sleeping (see wait_for); returns whether it saw the wait end. */
 static int spin(ftu_queue *q, struct ready_check *check) {
-    if (!(q->flags & FTU_QUEUE_SPIN)) return ftu_spin_until(counter_ready, check, SPIN_SHORT, YIELDS);
+    if (!atomic_load_explicit(&q->spinning, memory_order_relaxed))
+        return ftu_spin_until(counter_ready, check, SPIN_SHORT, YIELDS);
     /* Adaptive: a spin that ends in sleep halves the budget, one that succeeds doubles
      * it, so spinning stops where it only steals the CPU from producers (more threads
      * than cores) and resumes where it pays. */
@@ -557,6 +560,10 @@ void ftu_queue_shutdown(ftu_queue *q, int immediate) {
 }
 
 int ftu_queue_state(ftu_queue *q) { return atomic_load(&q->state); }
+
+void ftu_queue_set_spin(ftu_queue *q, int spin) { atomic_store(&q->spinning, spin != 0); }
+
+int ftu_queue_spins(ftu_queue *q) { return atomic_load(&q->spinning); }
 
 /* ---- tasks ----------------------------------------------------------------------------- */
 

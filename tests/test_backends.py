@@ -451,6 +451,22 @@ def _concurrent_queue_subclass_new_only(backend):
     return "lock_free" in repr(Jobs("a"))
 
 
+def _init_again(q, *args, **kwargs):
+    q.__init__(*args, **kwargs)
+    return repr(q)
+
+
+def _insert_three_arguments(backend):
+    g = backend.ConcurrentGatheringIterator()
+    raised = []
+    for call in (lambda: g.insert(1, 2, 3), lambda: next(g.iterator(0))):
+        try:
+            call()
+        except Exception as error:  # noqa: BLE001 - the type is the outcome
+            raised.append(type(error).__name__)
+    return tuple(raised)
+
+
 def _with_pushed(q, *values):
     for value in values:
         q.push(value)
@@ -467,7 +483,7 @@ GATHERER_AND_QUEUE_CASES = [
     ("ConcurrentQueue(size=1)", lambda b: b.ConcurrentQueue(size=1), "TypeError"),
     ("ConcurrentQueue.__init__ again", lambda b: b.ConcurrentQueue().__init__(4), "= None"),
     ("ConcurrentQueue.__init__ other lock_free",
-     lambda b: b.ConcurrentQueue().__init__(lock_free=True), "ValueError"),
+     lambda b: _init_again(b.ConcurrentQueue(), lock_free=True), "= '<ConcurrentQueue size=0, lock_free>'"),
     ("pop(timeout=-1)", lambda b: _with_pushed(b.ConcurrentQueue(), 1).pop(timeout=-1), "ValueError"),
     ("pop(timeout='x')", lambda b: b.ConcurrentQueue().pop(timeout="x"), "TypeError"),
     ("pop(timeout=nan)", lambda b: b.ConcurrentQueue().pop(timeout=NAN), "ValueError"),
@@ -486,12 +502,12 @@ GATHERER_AND_QUEUE_CASES = [
     ("ConcurrentQueue subclass extra argument", _concurrent_queue_subclass_extra_argument, "= ('jobs', 1)"),
     ("ConcurrentQueue subclass same signature", _concurrent_queue_subclass_same_signature,
      "= ('<Jobs size=1>', 0, 1)"),
-    # lock_free is fixed by __new__, which a subclass defining __init__ leaves the defaults:
-    # passing lock_free=True only to __init__ says so (docs/concurrent_queue.md)
+    # __init__ sets the wait mode, so a subclass may pass lock_free on to it
     ("ConcurrentQueue subclass same signature lock_free",
-     lambda b: _SameSignature(b, lock_free=True), "ValueError"),
+     lambda b: repr(_SameSignature(b, lock_free=True)), "= '<Jobs size=0, lock_free>'"),
     ("ConcurrentQueue subclass lock_free in __new__", _concurrent_queue_subclass_lock_free_in_new, "= (True, 'b')"),
-    ("ConcurrentQueue subclass lock_free in __init__", _concurrent_queue_subclass_lock_free_in_init, "ValueError"),
+    ("ConcurrentQueue subclass lock_free in __init__", _concurrent_queue_subclass_lock_free_in_init,
+     "= '<Jobs size=0, lock_free>'"),
     ("ConcurrentQueue subclass __new__ only", _concurrent_queue_subclass_new_only, "= True"),
     ("ConcurrentQueue subclass copy", lambda b: copy.copy(type("Sub", (b.ConcurrentQueue,), {})()), "TypeError"),
     ("ConcurrentGatheringIterator copy.copy", lambda b: copy.copy(b.ConcurrentGatheringIterator()), "TypeError"),
@@ -500,6 +516,14 @@ GATHERER_AND_QUEUE_CASES = [
     ("ConcurrentGatheringIterator pickle", lambda b: pickle.dumps(b.ConcurrentGatheringIterator()), "TypeError"),
     ("ConcurrentGatheringIterator pickle round trip",
      lambda b: pickle_round_trip(b.ConcurrentGatheringIterator()), "TypeError"),
+    ("gathering pass copy.copy", lambda b: copy.copy(b.ConcurrentGatheringIterator().iterator(3)), "TypeError"),
+    ("gathering pass pickle", lambda b: pickle.dumps(b.ConcurrentGatheringIterator().iterator(3)), "TypeError"),
+    ("gathering pass type name", lambda b: type(b.ConcurrentGatheringIterator().iterator(3)).__name__,
+     "= 'ConcurrentGatheringIteratorPass'"),
+    ("insert(1, 2, 3) fails the gatherer", _insert_three_arguments, "= ('TypeError', 'RuntimeError')"),
+    ("iterator(2**63)", lambda b: b.ConcurrentGatheringIterator().iterator(2**63), "OverflowError"),
+    ("iterator(-1)", lambda b: list(b.ConcurrentGatheringIterator().iterator(-1)), "= []"),
+    ("iterator('3')", lambda b: b.ConcurrentGatheringIterator().iterator("3"), "TypeError"),
 ]
 
 

@@ -22,35 +22,30 @@ _arguments = ConcurrentQueue
 @document
 class ConcurrentQueue:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
-    __slots__ = ("_queue", "_lock_free", "__weakref__")
+    __slots__ = ("_queue", "__weakref__")
 
     # The arguments go to __new__ and __init__ alike, as for any class; each takes them as
     # its own unless a subclass overrides the other (as object.__new__ and
-    # object.__init__ do), so a subclass's own __init__ may take any arguments. lock_free
-    # is chosen here, when the core queue is made: a subclass whose __init__ takes other
-    # arguments passes it on from its own __new__.
+    # object.__init__ do), so a subclass's own __init__ may take any arguments, and pass
+    # lock_free on to super().__init__().
     def __new__(cls, *args, **kwargs):
         lock_free = False
         if cls.__new__ is not ConcurrentQueue.__new__ or cls.__init__ is ConcurrentQueue.__init__:
             lock_free = _arguments(*args, **kwargs) is True
         self = object.__new__(cls)
-        self._lock_free = lock_free
         self._queue = ObjectQueue(0, lib.FTU_QUEUE_SPIN if lock_free else 0)
         return self
 
     __new__.__signature__ = inspect.signature(lambda cls, scaling=None, lock_free=False: None)
 
     def __init__(self, *args, **kwargs):
-        """Checks the arguments; lock_free, if given, must be what the queue was made with."""
+        """Checks the arguments; lock_free, if given, sets the wait mode."""
         cls = type(self)
         if cls.__init__ is ConcurrentQueue.__init__ and cls.__new__ is not ConcurrentQueue.__new__:
             return  # the arguments were the subclass's __new__'s
         lock_free = _arguments(*args, **kwargs)
-        if lock_free is not _NOT_GIVEN and lock_free != self._lock_free:
-            raise ValueError(
-                f"ConcurrentQueue.__init__(): this queue was created with lock_free={self._lock_free}; lock_free "
-                "is chosen when the queue is created (a subclass whose __init__ takes other arguments passes "
-                "it on from its own __new__)")
+        if lock_free is not _NOT_GIVEN:
+            lib.ftu_queue_set_spin(self._queue.queue, 1 if lock_free else 0)
 
     def push(self, value, /):
         self._queue.push(value, 0)
@@ -75,4 +70,4 @@ class ConcurrentQueue:
 
     def __repr__(self):
         state = ["", ", shut down", ", shut down immediately"][lib.ftu_queue_state(self._queue.queue)]
-        return f"<{type(self).__name__} size={self.size()}{', lock_free' if self._lock_free else ''}{state}>"
+        return f"<{type(self).__name__} size={self.size()}{', lock_free' if lib.ftu_queue_spins(self._queue.queue) else ''}{state}>"

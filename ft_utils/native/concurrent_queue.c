@@ -41,9 +41,8 @@ static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs);
 
 /* The arguments go to __new__ and __init__ alike, as for any class; each takes them as its
  * own unless a subclass overrides the other (object.__new__ and object.__init__ do the
- * same), so a subclass's own __init__ may take any arguments. lock_free is chosen here,
- * when the core queue is made: a subclass whose __init__ takes other arguments passes it
- * to __new__ from its own __new__. */
+ * same), so a subclass's own __init__ may take any arguments, and pass lock_free on to
+ * super().__init__(). */
 static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     int lock_free = 0, given = 0;
     if ((type->tp_new != ConcurrentQueue_new || type->tp_init == ConcurrentQueue_init) &&
@@ -51,7 +50,6 @@ static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObjec
         return NULL;
     QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    self->lock_free = lock_free;
     self->queue = ftu_queue_new(0, FTU_QUEUE_PREFETCH | (lock_free ? FTU_QUEUE_SPIN : 0));
     if (self->queue == NULL) {
         Py_DECREF(self);
@@ -60,20 +58,14 @@ static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObjec
     return (PyObject *)self;
 }
 
-/* Checks the arguments; lock_free, if given, must be what the queue was made with. */
+/* Checks the arguments; lock_free, if given, sets the wait mode (a subclass's __init__
+ * may pass it on to super().__init__()). */
 static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs) {
     PyTypeObject *type = Py_TYPE(op);
     if (type->tp_init == ConcurrentQueue_init && type->tp_new != ConcurrentQueue_new) return 0; /* __new__'s */
     int lock_free, given;
     if (parse_arguments(args, kwargs, &lock_free, &given) < 0) return -1;
-    if (given && lock_free != ((QueueObject *)op)->lock_free) {
-        PyErr_Format(PyExc_ValueError,
-                     "ConcurrentQueue.__init__(): this queue was created with lock_free=%s; lock_free is chosen "
-                     "when the queue is created (a subclass whose __init__ takes other arguments passes it on "
-                     "from its own __new__)",
-                     ((QueueObject *)op)->lock_free ? "True" : "False");
-        return -1;
-    }
+    if (given) ftu_queue_set_spin(queue_of(op), lock_free);
     return 0;
 }
 
@@ -204,7 +196,7 @@ static PyObject *ConcurrentQueue_repr(PyObject *op) {
     QueueObject *self = (QueueObject *)op;
     static const char *const states[] = {"", ", shut down", ", shut down immediately"};
     return PyUnicode_FromFormat("<%s size=%lld%s%s>", ftu_type_name(Py_TYPE(op)),
-                                (long long)ftu_queue_size(self->queue), self->lock_free ? ", lock_free" : "",
+                                (long long)ftu_queue_size(self->queue), ftu_queue_spins(self->queue) ? ", lock_free" : "",
                                 states[ftu_queue_state(self->queue)]);
 }
 

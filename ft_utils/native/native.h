@@ -50,7 +50,6 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     ftu_queue *queue;
-    int lock_free; /* ConcurrentQueue(lock_free=True); 0 for StdConcurrentQueue */
     PyObject *weakreflist;
 } QueueObject;
 
