@@ -110,6 +110,13 @@ static void test_wait_pop(int flags) {
     CHECK(ftu_queue_size(q) == 1, "the wait took nothing");
     CHECK(ftu_queue_wait_pop(q, FTU_WAIT_FOREVER) == FTU_OK, "a word is there: no wait");
     CHECK(ftu_queue_pop(q, &w, FTU_NO_WAIT) == FTU_OK && w == 42, "then the pop takes it");
+    /* the wait mode can change while the queue is in use */
+    CHECK(ftu_queue_spins(q) == ((flags & FTU_QUEUE_SPIN) != 0), "spins as created");
+    ftu_queue_set_spin(q, !(flags & FTU_QUEUE_SPIN));
+    CHECK(ftu_queue_spins(q) == !(flags & FTU_QUEUE_SPIN), "spin mode switched");
+    pthread_create(&thread, NULL, push_42_later, q);
+    CHECK(ftu_queue_pop(q, &w, ftu_monotonic_ns() + 5000 * MS) == FTU_OK && w == 42, "a wait in the other mode");
+    pthread_join(thread, NULL);
     ftu_queue_shutdown(q, 0);
     CHECK(ftu_queue_wait_pop(q, FTU_WAIT_FOREVER) == FTU_OK, "shut down: nothing to wait for");
     ftu_queue_free(q);
