@@ -276,6 +276,17 @@ _PICKLING_FAILS = ("TypeError", "PicklingError")
 
 # (case, operation on the queue class, expected outcome, queue.Queue's outcome if it
 # differs: one outcome, or a tuple of the outcomes it may have)
+class _NeverPositive(int):
+    """An int whose own comparison says it is not above zero: Queue asks it, so do we."""
+
+    def __gt__(self, other):
+        return False
+
+
+class _Float(float):
+    pass
+
+
 STD_CASES = [
     # maxsize: any number queue.Queue can compare; read back as given
     ("maxsize default", lambda Q: Q().maxsize, "= 0", None),
@@ -294,6 +305,9 @@ STD_CASES = [
      f"= ({2**61 - 1}, 5, False)", None),
     ("maxsize 2**63", lambda Q: (Q(2**63).maxsize, fill(Q(2**63))), f"= ({2**63}, 5)", None),
     ("maxsize 2**70", lambda Q: (Q(2**70).maxsize, fill(Q(2**70))), f"= ({2**70}, 5)", None),
+    ("maxsize int subclass that is never > 0", lambda Q: (lambda q: (q.maxsize, fill(q), q.full()))(Q(_NeverPositive(3))),
+     "= (3, 5, False)", None),
+    ("maxsize float subclass", lambda Q: fill(Q(_Float(2.5))), "= 3", None),
     ("maxsize None then put", lambda Q: Q(None).put(1), "TypeError", None),
     ("maxsize None", lambda Q: Q(None).maxsize, "TypeError", "= None"),
     ("maxsize str", lambda Q: Q("3").maxsize, "TypeError", "= '3'"),
