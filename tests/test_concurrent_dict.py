@@ -445,6 +445,22 @@ def test_subclass_copies_use_getstate_and_setstate(backend):
             assert result.note == ("restored", "n") and result["k"] == 1, tag
 
 
+def test_subclass_copies_do_not_call_init(backend):
+    for base, tag in bases(backend):
+        calls = []
+
+        def init(self, *args):
+            calls.append(args)
+
+        cls = module_level_subclass(base, f"Counted_{tag}", {"__init__": init})
+        original = cls()
+        original["k"] = 1
+        calls.clear()
+        for clone in CLONES.values():
+            assert clone(original)["k"] == 1
+        assert calls == [], tag
+
+
 def test_subclass_slot_left_unset_stays_unset(backend):
     for base, tag in bases(backend):
         cls = module_level_subclass(base, f"Unset_{tag}", {"__slots__": ("tag",)})

@@ -16,6 +16,7 @@ nested inside it finish. No thread waits for a shard lock while holding one, so 
 shard locks cannot deadlock among themselves.
 """
 
+import copyreg
 import threading
 from _thread import allocate_lock, get_ident
 from itertools import count
@@ -345,7 +346,9 @@ class ConcurrentDict:
             running.discard(id(self))
 
     def __reduce__(self):
-        # With the instance's attributes when it is a subclass's, as dict subclasses pickle.
+        # Rebuilt as dict subclasses are: cls.__new__(cls, scaling) through
+        # copyreg.__newobj__ (no __init__ call), then the instance's attributes, then the
+        # pairs through d[k] = v.
         cls = type(self)
         if cls is ConcurrentDict:
             state = None
@@ -353,6 +356,6 @@ class ConcurrentDict:
             state = self.__getstate__()  # the subclass's own
         else:
             state = _subclass_state(self, cls)
-        return (cls, (self._count,), state, None, iter(self.items()))
+        return (copyreg.__newobj__, (cls, self._count), state, None, iter(self.items()))
 
     __class_getitem__ = classmethod(GenericAlias)

@@ -537,6 +537,10 @@ static PyObject *instance_state(PyObject *op) {
 #endif
 }
 
+static PyObject *copyreg_newobj; /* copyreg.__newobj__ */
+
+/* Rebuilt as dict subclasses are: cls.__new__(cls, scaling) through copyreg.__newobj__
+ * (no __init__ call), then the state, then the pairs through d[k] = v. */
 static PyObject *ConcurrentDict_reduce(PyObject *op, PyObject *Py_UNUSED(ignored)) {
     PyObject *state = instance_state(op);
     if (state == NULL) return NULL;
@@ -547,7 +551,8 @@ static PyObject *ConcurrentDict_reduce(PyObject *op, PyObject *Py_UNUSED(ignored
         Py_DECREF(state);
         return NULL;
     }
-    return Py_BuildValue("O(n)NON", (PyObject *)Py_TYPE(op), as_cd(op)->nshards, state, Py_None, iterator);
+    return Py_BuildValue("O(On)NON", copyreg_newobj, (PyObject *)Py_TYPE(op), as_cd(op)->nshards, state, Py_None,
+                         iterator);
 }
 
 static PyObject *ConcurrentDict_get_scaling(PyObject *op, void *Py_UNUSED(closure)) {
@@ -592,40 +597,38 @@ static PyObject *ConcurrentDict_iter(PyObject *op) {
 static PyObject *ConcurrentDictIterator_next(PyObject *op) {
     ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
     for (;;) {
-        PyObject *key = NULL, *dict = NULL, *dropped = NULL;
-        Py_ssize_t next_shard = 0;
+        /* Under the lock: take the next key, or see which shard comes next. What the
+         * iterator lets go of is released after the lock. */
+        PyObject *key = NULL, *dict = NULL, *dropped_dict = NULL, *dropped_keys = NULL;
         FTU_PYLOCK_ACQUIRE(it->lock);
+        Py_ssize_t next_shard = it->shard + 1;
         if (it->snapshot != NULL && it->pos < PyList_GET_SIZE(it->snapshot)) {
             key = Py_NewRef(PyList_GET_ITEM(it->snapshot, it->pos++));
-        } else if (it->dict != NULL) {
-            next_shard = it->shard + 1;
-            if (next_shard < as_cd(it->dict)->nshards) {
-                dict = Py_NewRef(it->dict);
-            } else { /* exhausted: let go of the dict and the last snapshot */
-                dict = it->dict, dropped = it->snapshot;
-                it->dict = it->snapshot = NULL;
-                FTU_PYLOCK_RELEASE(it->lock);
-                Py_DECREF(dict);
-                Py_XDECREF(dropped);
-                return NULL;
-            }
+        } else if (it->dict != NULL && next_shard < as_cd(it->dict)->nshards) {
+            dict = Py_NewRef(it->dict);
+        } else { /* every shard walked */
+            dropped_dict = it->dict;
+            dropped_keys = it->snapshot;
+            it->dict = it->snapshot = NULL;
         }
         FTU_PYLOCK_RELEASE(it->lock);
-        if (dict == NULL) return key; /* a key, or NULL when already exhausted */
+        Py_XDECREF(dropped_dict);
+        Py_XDECREF(dropped_keys);
+        if (dict == NULL) return key; /* a key, or NULL at the end */
 
         PyObject *fresh = PyDict_Keys(shards(as_cd(dict))[next_shard].s.dict);
         Py_DECREF(dict);
         if (fresh == NULL) return NULL;
         FTU_PYLOCK_ACQUIRE(it->lock);
         if (it->dict != NULL && it->shard + 1 == next_shard) { /* first back: install it */
-            dropped = it->snapshot;
+            dropped_keys = it->snapshot;
             it->snapshot = fresh;
             it->shard = next_shard;
             it->pos = 0;
             fresh = NULL;
         }
         FTU_PYLOCK_RELEASE(it->lock);
-        Py_XDECREF(dropped);
+        Py_XDECREF(dropped_keys);
         Py_XDECREF(fresh);
     }
 }
@@ -718,6 +721,12 @@ PyTypeObject ConcurrentDict_Type = {
 
 int concurrent_dict_module_init(PyObject *module) {
     if (str_missing == NULL && (str_missing = PyUnicode_InternFromString("__missing__")) == NULL) return -1;
+    if (copyreg_newobj == NULL) {
+        PyObject *copyreg = PyImport_ImportModule("copyreg");
+        copyreg_newobj = copyreg == NULL ? NULL : PyObject_GetAttrString(copyreg, "__newobj__");
+        Py_XDECREF(copyreg);
+        if (copyreg_newobj == NULL) return -1;
+    }
     if (PyType_Ready(&ConcurrentDictIterator_Type) < 0 || PyType_Ready(&ConcurrentDict_Type) < 0) return -1;
     /* Not reversible: the order is by shard, there is no insertion order to reverse.
      * None, as for any Python class, so that reversed() raises TypeError instead of
