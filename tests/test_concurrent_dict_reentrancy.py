@@ -118,7 +118,7 @@ def test_destructor_ring_of_eight_threads_makes_progress(backend):
 EQ_RING = """
 d = d_type(2)
 THREAD_KEYS = [(0, 3), (3, 0)]    # (hash of the thread's keys, the int key their __eq__ writes)
-ROUNDS = 3000
+RESIDENTS, SECONDS = 8, 3.0       # each lookup compares with the residents of its hash
 
 class Key:
     '''Equal by name; comparing two Keys writes an int key of another shard.'''
@@ -133,17 +133,20 @@ class Key:
         return self.name == other.name
 
 for i, (h, target) in enumerate(THREAD_KEYS):
-    d[Key(("resident", i), h, target)] = "resident"   # every later lookup compares with it
+    for r in range(RESIDENTS):
+        d[Key(("resident", i, r), h, target)] = "resident"
 
 def work(index):
     h, target = THREAD_KEYS[index]
-    for n in range(ROUNDS):
+    end, n = time.monotonic() + SECONDS, 0
+    while time.monotonic() < end:
         key = Key((index, n), h, target)
         d[key] = n                # __eq__ runs while this shard is locked
         assert d.pop(key) == n
+        n += 1
 
 run_bounded(2, work)
-assert sorted(v for v in d.values() if v == "resident") == ["resident", "resident"]
+assert list(d.values()).count("resident") == 2 * RESIDENTS
 print("ok")
 """
 
@@ -158,7 +161,7 @@ def test_key_eq_writing_another_shard_does_not_deadlock(backend):
 KEY_DEL_RING = """
 d = d_type(2)
 THREAD_KEYS = [(0, 3), (3, 0)]    # (hash of the thread's keys, the int key their __del__ writes)
-ROUNDS = 20000
+SECONDS = 3.0
 
 class Key:
     '''Equal by name; the copy the dict stores writes another shard when released.'''
@@ -170,12 +173,14 @@ class Key:
         return isinstance(other, Key) and self.name == other.name
     def __del__(self):
         if self.target is not None:
-            d[self.target] = 0
+            for _ in range(4):
+                d[self.target] = 0
 
 def work(index):
     h, target = THREAD_KEYS[index]
-    for n in range(ROUNDS):
-        d[Key(index, h, target)] = n      # the dict holds the only reference to this key
+    end = time.monotonic() + SECONDS
+    while time.monotonic() < end:
+        d[Key(index, h, target)] = 1      # the dict holds the only reference to this key
         del d[Key(index, h)]              # an equal key: the dict drops the stored one
 
 run_bounded(2, work)
@@ -277,3 +282,55 @@ def test_iterator_shared_by_threads_yields_each_key_once(backend):
     and no key yielded twice."""
     rounds = 100 if backend_name(backend) == "native" else 30
     assert run_child(backend, SHARED_ITERATOR.format(rounds=rounds), timeout=240) == "ok\n"
+
+
+# ---- the same thread re-entering a shard it holds ----------------------------------------
+
+
+def run_with_deadline(target, seconds=30):
+    """Runs target in a daemon thread: a deadlock fails the test instead of hanging it."""
+    errors = []
+
+    def body():
+        try:
+            target()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "deadlock: the operation did not finish"
+    if errors:
+        raise errors[0]
+
+
+def test_key_eq_writing_the_same_shard_goes_through(backend):
+    """A key's __eq__ runs while its shard is locked and writes to that same shard (one
+    shard only): the thread holding the lock takes it again instead of waiting for itself."""
+    d = backend.ConcurrentDict(1)
+
+    class Key:
+        def __init__(self, name):
+            self.name = name
+
+        def __hash__(self):
+            return 7
+
+        def __eq__(self, other):
+            if isinstance(other, Key):
+                d[("compared", self.name, other.name)] = True
+                d.pop(("absent",), None)
+                return self.name == other.name
+            return NotImplemented
+
+    def work():
+        d[Key("a")] = 1
+        d[Key("b")] = 2  # compares with a
+        assert d.compare_and_set(Key("a"), 1, 10) is True
+        assert d.setdefault(Key("b"), 0) == 2
+        assert d.pop(Key("a")) == 10
+
+    run_with_deadline(work)
+    assert d[Key("b")] == 2
+    assert {("compared", "a", "b"), ("compared", "b", "a")} & set(d.keys()), "no __eq__ wrote"

@@ -18,7 +18,7 @@ shard locks cannot deadlock among themselves.
 
 import copyreg
 import threading
-from _thread import allocate_lock, get_ident
+from _thread import RLock
 from itertools import count
 from types import GenericAlias
 
@@ -28,7 +28,7 @@ DEFAULT_SCALING = 17
 MAX_SCALING = 65536
 _MISSING = object()
 _repr_running = threading.local()
-_held = threading.local()  # .stack: [lock, owns] of each shard lock entered, innermost last
+_held = threading.local()  # .stack: [lock, leaving] of each shard lock entered, innermost last
 
 
 def _check_scaling(scaling):
@@ -40,50 +40,80 @@ def _check_scaling(scaling):
     return scaling
 
 
+def _release(mutex):
+    """Releases mutex (all of it, however many entries took it) if this thread owns it."""
+    if mutex._is_owned():
+        try:
+            mutex._release_save()
+        except RuntimeError:  # a finalizer run between the two calls released it first
+            pass
+
+
+def _wait(mutex, stack):
+    """Takes mutex, which is busy, without waiting while owning a shard lock: every one
+    on this thread's stack is released first (taken back when its entry is on top)."""
+    for entry in stack:
+        _release(entry[0])
+    mutex.acquire()
+
+
+def _leave(stack, entry):
+    """Pops entry, the innermost, releasing its lock (all of it) unless an outer entry
+    has the same, and takes back the lock of the entry below if an inner operation
+    released it."""
+    entry[1] = True  # leaving: an operation nested from here on does not take it back
+    mutex = entry[0]
+    if len(stack) == 1 or not any(e[0] is mutex for e in stack[:-1]):
+        _release(mutex)
+    stack.pop()
+    if stack:
+        outer = stack[-1]
+        mutex = outer[0]
+        if not (outer[1] or mutex._is_owned() or mutex.acquire(False)):
+            _wait(mutex, stack)
+
+
 class _ShardLock:
     """The lock of one shard, entered with `with`. Re-entrant for its owner thread; a
-    thread that must wait for it suspends the shard locks it holds (see the module)."""
+    thread that must wait for it suspends the shard locks it holds (see the module).
 
-    __slots__ = ("_mutex", "_owner")
+    A finalizer can run between any two bytecodes here (PyPy runs __del__ so; CPython
+    when an allocation starts a collection) and enter shard locks itself. So each step
+    keeps one invariant: every shard lock this thread owns is on its stack, which is
+    what a nested wait releases. An entry is pushed before its lock is taken, marked
+    "leaving" before it is released, popped after; ownership is the RLock's own record.
+    """
+
+    __slots__ = ("_mutex",)
 
     def __init__(self):
-        self._mutex = allocate_lock()
-        self._owner = None
+        self._mutex = RLock()
 
     def __enter__(self):
-        me = get_ident()
         try:
             stack = _held.stack
         except AttributeError:
             stack = _held.stack = []
-        if self._owner == me:
-            stack.append([self, False])
-            return
-        if not self._mutex.acquire(False):
-            for entry in stack:
-                if entry[1]:
-                    entry[0]._release(entry)
-            self._mutex.acquire()
-        self._owner = me
-        stack.append([self, True])
+        mutex = self._mutex
+        entry = [mutex, False]  # [the lock, leaving]
+        try:
+            stack.append(entry)
+            if not mutex.acquire(False):  # succeeds for its owner too (recursion)
+                _wait(mutex, stack)
+        except BaseException:  # interrupted while waiting (Ctrl-C): leave nothing taken
+            if stack and stack[-1] is entry:
+                _leave(stack, entry)
+            raise
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, exc, traceback):
         stack = _held.stack
-        entry = stack.pop()
-        if entry[1]:
-            self._release(entry)
-        if stack:
-            outer = stack[-1]
-            lock = outer[0]
-            if lock._owner != get_ident():  # suspended by an operation nested in it
-                lock._mutex.acquire()
-                lock._owner = get_ident()
-                outer[1] = True
-
-    def _release(self, entry):
-        entry[1] = False
-        self._owner = None
-        self._mutex.release()
+        entry = stack[-1]
+        if len(stack) > 1:
+            _leave(stack, entry)
+            return
+        entry[1] = True  # the common case of _leave: the only entry
+        _release(entry[0])
+        stack.pop()
 
 
 class _Iterator:
@@ -103,7 +133,7 @@ class _Iterator:
     def __init__(self, d):
         self._dict = d
         self._state = (-1, (), count())
-        self._lock = allocate_lock()  # held only to compare and replace _state
+        self._lock = RLock()  # held only to compare and replace _state; a finalizer may re-enter
 
     def __iter__(self):
         return self
