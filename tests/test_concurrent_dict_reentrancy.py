@@ -21,6 +21,7 @@ import pytest
 from ft_utils import _backend
 
 from conftest import BACKENDS
+from threading_helpers import run_threads
 
 # Prepended to every child script: `d_type` is ConcurrentDict of the backend under test;
 # `run_bounded` runs threads behind a barrier and, if any is still running at the
@@ -287,24 +288,6 @@ def test_iterator_shared_by_threads_yields_each_key_once(backend):
 # ---- the same thread re-entering a shard it holds ----------------------------------------
 
 
-def run_with_deadline(target, seconds=30):
-    """Runs target in a daemon thread: a deadlock fails the test instead of hanging it."""
-    errors = []
-
-    def body():
-        try:
-            target()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), "deadlock: the operation did not finish"
-    if errors:
-        raise errors[0]
-
-
 def test_key_eq_writing_the_same_shard_goes_through(backend):
     """A key's __eq__ runs while its shard is locked and writes to that same shard (one
     shard only): the thread holding the lock takes it again instead of waiting for itself."""
@@ -331,6 +314,6 @@ def test_key_eq_writing_the_same_shard_goes_through(backend):
         assert d.setdefault(Key("b"), 0) == 2
         assert d.pop(Key("a")) == 10
 
-    run_with_deadline(work)
+    run_threads(1, lambda index: work(), timeout=30)  # a deadlock fails instead of hanging
     assert d[Key("b")] == 2
     assert {("compared", "a", "b"), ("compared", "b", "a")} & set(d.keys()), "no __eq__ wrote"
