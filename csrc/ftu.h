@@ -198,11 +198,12 @@ int ftu_gather_insert(ftu_gather *g, int64_t key, uint64_t word);
 /* FTU_OK (*word set), FTU_TIMEOUT, FTU_INTERRUPTED or FTU_FAILED. */
 int ftu_gather_take(ftu_gather *g, int64_t key, int clear, uint64_t *word, int64_t deadline_ns);
 /* Waits, taking nothing, until the key the int64 cell *key_cell holds is present, the
- * cell holds another key (or a negative one), or the gatherer fails: FTU_OK (look again:
- * read the cell, take with FTU_NO_WAIT), FTU_TIMEOUT, FTU_INTERRUPTED or FTU_FAILED. The
- * cell is how threads sharing one pass over the keys agree on the next key: whoever
- * changes it (through the ftu_i64_* functions) calls ftu_gather_notify. */
-int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t deadline_ns);
+ * cell holds another key (or one that is negative or past max_key: nothing to wait for),
+ * or the gatherer fails: FTU_OK (look again: read the cell, take with FTU_NO_WAIT),
+ * FTU_TIMEOUT, FTU_INTERRUPTED or FTU_FAILED. The cell is how threads sharing one pass
+ * over keys 0..max_key agree on the next key: whoever changes it (through the ftu_i64_*
+ * functions) calls ftu_gather_notify. */
+int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t max_key, int64_t deadline_ns);
 /* Wakes every thread waiting in ftu_gather_wait on g to re-read its cell. */
 void ftu_gather_notify(ftu_gather *g);
 /* Marks the gatherer failed: every waiting and later take returns FTU_FAILED. */

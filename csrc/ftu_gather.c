@@ -154,6 +154,7 @@ static int present(ftu_gather *g, int64_t key) {
 /* Sleeps once until key may be present, the gatherer failed, or (cell not NULL) *cell no
  * longer holds key: FTU_OK (re-check), FTU_TIMEOUT or FTU_INTERRUPTED. */
 static int sleep_for_key(ftu_gather *g, const int64_t *cell, int64_t key, int64_t deadline_ns) {
+    if (key < 0) return FTU_OK; /* nothing to wait for */
     int64_t none = NONE;
     if (!atomic_compare_exchange_strong(&g->wanted, &none, key)) atomic_store(&g->wanted, ANY);
     uint32_t seen = atomic_load(&g->signal);
@@ -169,11 +170,13 @@ static int sleep_for_key(ftu_gather *g, const int64_t *cell, int64_t key, int64_
     return result;
 }
 
-int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t deadline_ns) {
+int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t max_key, int64_t deadline_ns) {
     for (;;) {
         if (atomic_load(&g->failed)) return FTU_FAILED;
         int64_t key = atomic_load(CELL(key_cell));
-        if (key < 0 || present(g, key)) return FTU_OK;
+        /* Past max_key: the pass is over, however the cell got there (another thread may
+         * have taken the last key between this thread's take and its wait). */
+        if (key < 0 || key > max_key || present(g, key)) return FTU_OK;
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
         int result = sleep_for_key(g, key_cell, key, deadline_ns);
         if (atomic_load(&g->failed)) return FTU_FAILED;

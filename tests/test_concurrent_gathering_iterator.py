@@ -261,12 +261,51 @@ def test_negative_max_key_is_an_empty_pass(backend):
     assert list(g.iterator(-(2**63))) == []
 
 
-@pytest.mark.parametrize("args", [(), (1,), (1, 2, 3)])
-def test_insert_with_the_wrong_number_of_arguments_fails_the_gatherer(backend, args):
+@pytest.mark.parametrize("args, kwargs", [((), {}), ((1,), {}), ((1, 2, 3), {}), ((0,), {"value": 1}),
+                                          ((), {"key": 0, "value": 1})])
+def test_insert_with_the_wrong_arguments_fails_the_gatherer(backend, args, kwargs):
     """As every insert() that raises: the value it was meant to insert will not arrive,
-    so iterators raise instead of waiting for it forever."""
+    so iterators raise instead of waiting for it forever (one already waiting included)."""
     g = backend.ConcurrentGatheringIterator()
+    outcome = []
+    waiting = threading.Thread(target=lambda: outcome.append(_first_or_error(g.iterator(0))), daemon=True)
+    waiting.start()
+    time.sleep(0.02)
     with pytest.raises(TypeError, match="insert"):
-        g.insert(*args)
+        g.insert(*args, **kwargs)
+    waiting.join(10)
+    assert outcome == ["RuntimeError"]
     with pytest.raises(RuntimeError, match="insert"):
         next(g.iterator(0))
+
+
+def _first_or_error(values):
+    try:
+        return next(values)
+    except RuntimeError:
+        return "RuntimeError"
+
+
+@pytest.mark.stress
+def test_every_thread_sharing_a_pass_stops_when_another_takes_the_last_key(backend):
+    """A thread whose take found max_key missing used to read the pass's next key after
+    another thread took max_key, and wait for max_key + 1 for ever."""
+    for _ in range(400):
+        g = backend.ConcurrentGatheringIterator()
+        values = g.iterator(0)
+        start = threading.Barrier(7)
+        got = []
+
+        def take():
+            start.wait()
+            got.extend(values)
+
+        threads = [threading.Thread(target=take, daemon=True) for _ in range(6)]
+        for t in threads:
+            t.start()
+        start.wait()
+        g.insert(0, "v")
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads), "a thread still waits after the last key was taken"
+        assert got == ["v"]

@@ -20,3 +20,48 @@ def document(cls):
         elif callable(value):
             value.__doc__ = doc(key)
     return cls
+
+
+# ---- freeing core objects ---------------------------------------------------------------
+# ffi.gc frees a core object (a queue, a gatherer) when cffi's handle for it is finalized.
+# The cyclic garbage collector finalizes every object of a dead cycle before it clears any,
+# in no set order: in a cycle through a queue, a value's __del__ that pushes to or pops
+# from that queue could run after the queue's memory was freed (a use after free, seen as
+# a hang). So a core object whose handle dies during a collection is freed when that
+# collection is over (gc.callbacks); one that dies by reference counting, at once. PyPy
+# has no gc.callbacks, and finalizes an object before those it refers to: at once there.
+
+import gc as _gc
+
+_collecting = False
+_pending = []  # (free, pointer) to free when the collection in progress ends
+
+
+def _on_collection(phase, info):
+    global _collecting
+    _collecting = phase == "start"
+    while not _collecting and _pending:
+        free, pointer = _pending.pop()
+        free(pointer)
+
+
+def _freer(free):
+    def release(pointer):
+        if _collecting:
+            _pending.append((free, pointer))
+        else:
+            free(pointer)
+
+    return release
+
+
+if hasattr(_gc, "callbacks"):
+    _gc.callbacks.append(_on_collection)
+
+    def owned(pointer, free):
+        """pointer, freed by free(pointer) once nothing can use it any more."""
+        return ffi.gc(pointer, _freer(free))
+else:
+    def owned(pointer, free):
+        """pointer, freed by free(pointer) once nothing can use it any more."""
+        return ffi.gc(pointer, free)

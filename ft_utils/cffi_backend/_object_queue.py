@@ -8,7 +8,7 @@ serves.
 """
 
 from ft_utils._exceptions import Empty, Full, ShutDown
-from ft_utils.cffi_backend._api import ffi, lib
+from ft_utils.cffi_backend._api import ffi, lib, owned
 from ft_utils.cffi_backend._blocking import MISSING, MISSING_ARGS, NO_WAIT, TICKETS, call_blocking, wait
 
 _take = lib.ftu_cffi_queue_take
@@ -28,7 +28,7 @@ class ObjectQueue:
         queue = lib.ftu_queue_new(capacity, flags)
         if queue == ffi.NULL:
             raise MemoryError("cannot allocate a queue")
-        self.queue = ffi.gc(queue, lib.ftu_queue_free)
+        self.queue = owned(queue, lib.ftu_queue_free)
         self.objects = {}
         self._queue_args = (self.queue,)
 

@@ -5,7 +5,7 @@ import inspect
 import operator
 import threading
 
-from ft_utils.cffi_backend._api import document, ffi, lib
+from ft_utils.cffi_backend._api import document, ffi, lib, owned
 from ft_utils.cffi_backend._blocking import FOREVER, MISSING, MISSING_ARGS, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
@@ -25,7 +25,7 @@ class ConcurrentGatheringIterator:
         gather = lib.ftu_gather_new()
         if gather == ffi.NULL:
             raise MemoryError("cannot allocate a gatherer")
-        self._gather = ffi.gc(gather, lib.ftu_gather_free)
+        self._gather = owned(gather, lib.ftu_gather_free)
         self._objects = {}
         self._lock = threading.Lock()  # held by every take, so a non-clearing read is safe
         return self
@@ -33,12 +33,14 @@ class ConcurrentGatheringIterator:
     def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the queues
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
-    def insert(self, *args):
-        # Any insert() that raises marks the gatherer failed, a call with the wrong number
-        # of arguments included (as on the native backend): the value it was meant to
-        # insert will not arrive, and iterators must not wait for it forever.
+    def insert(self, *args, **kwargs):
+        # Any insert() that raises marks the gatherer failed, a call with the wrong
+        # arguments included (as on the native backend): the value it was meant to insert
+        # will not arrive, and iterators must not wait for it forever.
         gather, ticket = self._gather, None
         try:
+            if kwargs:
+                raise TypeError("insert() takes no keyword arguments")
             if len(args) != 2:
                 raise TypeError(f"insert() takes exactly 2 arguments ({len(args)} given)")
             key, value = args
@@ -72,7 +74,7 @@ class ConcurrentGatheringIterator:
 
 
 
-# insert() takes *args (so that a wrong number of arguments fails the gatherer) but
+# insert() takes *args and **kwargs (so that any wrong call fails the gatherer) but
 # presents the documented signature, as the native method does.
 ConcurrentGatheringIterator.insert.__signature__ = inspect.signature(lambda self, key, value, /: None)
 
@@ -120,7 +122,8 @@ class ConcurrentGatheringIteratorPass:
                 raise StopIteration
             if lib.ftu_gather_failed(gather):
                 raise RuntimeError(_FAILED)
-            if wait(lambda until: lib.ftu_gather_wait(gather, self._next_key, until), FOREVER) == lib.FTU_FAILED:
+            max_key = args[2][0]
+            if wait(lambda until: lib.ftu_gather_wait(gather, self._next_key, max_key, until), FOREVER) == lib.FTU_FAILED:
                 raise RuntimeError(_FAILED)
 
     def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the gatherer

@@ -95,7 +95,14 @@ static PyObject *fail(PyObject *op) {
     return NULL;
 }
 
-static PyObject *Gatherer_insert(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+/* Keyword arguments are taken only to be refused here: a call the interpreter refused
+ * before reaching insert() would not fail the gatherer, and an iterator would wait for
+ * the value for ever. */
+static PyObject *Gatherer_insert(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        PyErr_SetString(PyExc_TypeError, "insert() takes no keyword arguments");
+        return fail(op);
+    }
     if (nargs != 2) {
         PyErr_Format(PyExc_TypeError, "insert() takes exactly 2 arguments (%zd given)", nargs);
         return fail(op);
@@ -210,7 +217,7 @@ static int pass_take(void *arg) {
 
 static int pass_wait(void *arg, int64_t deadline_ns) {
     struct pass_call *call = arg;
-    return ftu_gather_wait(call->pass->gather, &call->pass->next_key, deadline_ns);
+    return ftu_gather_wait(call->pass->gather, &call->pass->next_key, call->pass->max_key, deadline_ns);
 }
 
 static PyObject *GatheringPass_next(PyObject *op) {
@@ -267,7 +274,8 @@ static PyTypeObject GatheringPass_Type = {
 };
 
 static PyMethodDef Gatherer_methods[] = {
-    {"insert", (PyCFunction)(void (*)(void))Gatherer_insert, METH_FASTCALL, DOC_ConcurrentGatheringIterator_insert},
+    {"insert", (PyCFunction)(void (*)(void))Gatherer_insert, METH_FASTCALL | METH_KEYWORDS,
+     DOC_ConcurrentGatheringIterator_insert},
     {"iterator", (PyCFunction)(void (*)(void))Gatherer_iterator, METH_VARARGS | METH_KEYWORDS,
      DOC_ConcurrentGatheringIterator_iterator},
     {"iterator_local", (PyCFunction)(void (*)(void))Gatherer_iterator_local, METH_VARARGS | METH_KEYWORDS,

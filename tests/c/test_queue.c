@@ -560,6 +560,7 @@ static void *fail_later(void *arg);
 
 struct shared_pass {
     ftu_gather *g;
+    _Atomic int stuck; /* waits that ran into their deadline */
     int64_t next_key; /* the cell */
     int64_t max_key;
     int clear;
@@ -587,7 +588,10 @@ static void *pass_reader(void *arg) {
             continue;
         }
         if (status == FTU_FAILED) break;
-        ftu_gather_wait(p->g, &p->next_key, ftu_monotonic_ns() + 10000 * MS);
+        if (ftu_gather_wait(p->g, &p->next_key, p->max_key, ftu_monotonic_ns() + 3000 * MS) == FTU_TIMEOUT) {
+            atomic_fetch_add(&p->stuck, 1);
+            break;
+        }
     }
     atomic_fetch_add(&p->finished, 1);
     return NULL;
@@ -609,6 +613,30 @@ static void *insert_shuffled(void *arg) {
         for (int i = 0; i < 100; i++) ftu_gather_insert(p->g, keys[i], (uint64_t)keys[i] * 3);
     }
     return NULL;
+}
+
+/* The last key taken while another thread is on its way to wait: that thread must not
+ * wait for max_key + 1 (which no one inserts) once it reads the moved cell. */
+static void test_gather_shared_pass_last_key(void) {
+    int stuck = 0, wrong = 0;
+    for (int round = 0; round < 3000 && stuck == 0; round++) {
+        struct shared_pass *p = calloc(1, sizeof(struct shared_pass));
+        p->g = ftu_gather_new();
+        p->max_key = 0;
+        p->clear = 1;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_t readers[PASS_THREADS];
+        for (int i = 0; i < PASS_THREADS; i++) pthread_create(&readers[i], NULL, pass_reader, p);
+        ftu_gather_insert(p->g, 0, 0);
+        for (int i = 0; i < PASS_THREADS; i++) pthread_join(readers[i], NULL);
+        stuck += atomic_load(&p->stuck);
+        wrong += atomic_load(&p->got[0]) != 1;
+        ftu_gather_free(p->g);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+    }
+    CHECK(stuck == 0, "shared pass: %d readers waited past the last key", stuck);
+    CHECK(wrong == 0, "shared pass: the one key not taken exactly once in %d rounds", wrong);
 }
 
 static void test_gather_shared_pass(int clear, int inserted_first) {
@@ -657,11 +685,12 @@ static void test_gather_wait(void) {
     for (int insert = 0; insert <= 1; insert++) {
         ftu_gather *g = ftu_gather_new();
         int64_t cell = 3;
-        CHECK(ftu_gather_wait(g, &cell, FTU_NO_WAIT) == FTU_TIMEOUT, "key absent");
+        CHECK(ftu_gather_wait(g, &cell, 10, FTU_NO_WAIT) == FTU_TIMEOUT, "key absent");
+        CHECK(ftu_gather_wait(g, &cell, 2, FTU_WAIT_FOREVER) == FTU_OK, "key past max_key: no wait");
         struct cell_mover m = {g, &cell, insert};
         pthread_t thread;
         pthread_create(&thread, NULL, move_cell_later, &m);
-        CHECK(ftu_gather_wait(g, &cell, ftu_monotonic_ns() + 5000 * MS) == FTU_OK, "woken (insert %d)", insert);
+        CHECK(ftu_gather_wait(g, &cell, 10, ftu_monotonic_ns() + 5000 * MS) == FTU_OK, "woken (insert %d)", insert);
         pthread_join(thread, NULL);
         CHECK(ftu_i64_load(&cell) == (insert ? 3 : 4), "the cell");
         CHECK(ftu_gather_size(g) == insert, "the wait took nothing");
@@ -671,7 +700,7 @@ static void test_gather_wait(void) {
     int64_t cell = 0;
     pthread_t thread;
     pthread_create(&thread, NULL, fail_later, g);
-    CHECK(ftu_gather_wait(g, &cell, ftu_monotonic_ns() + 5000 * MS) == FTU_FAILED, "fail wakes the waiter");
+    CHECK(ftu_gather_wait(g, &cell, 10, ftu_monotonic_ns() + 5000 * MS) == FTU_FAILED, "fail wakes the waiter");
     pthread_join(thread, NULL);
     ftu_gather_free(g);
 }
@@ -755,6 +784,7 @@ int main(void) {
     test_gather_threads();
     test_gather_wait();
     test_gather_drain_all();
+    test_gather_shared_pass_last_key();
     for (int clear = 0; clear <= 1; clear++) {
         test_gather_shared_pass(clear, 0);
         test_gather_shared_pass(clear, 1);
