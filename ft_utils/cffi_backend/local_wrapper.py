@@ -13,6 +13,7 @@ type's MRO as the abc checks read it: a special method set to None is absent). T
 one subclass per profile, made on first use.
 """
 
+import functools
 import operator
 import sys
 import types
@@ -32,7 +33,11 @@ class LocalWrapper:
 
     def __new__(cls, wrapped):
         tp = type(wrapped)
-        self = object.__new__(_classes.get(tp) or _profile_class(tp))
+        profile = _classes.get(tp)
+        if profile is None:
+            entry = _heap_classes.get(id(tp))
+            profile = entry[1] if entry is not None and entry[0]() is tp else _profile_class(tp)
+        self = object.__new__(profile)
         _slot.__set__(self, wrapped)
         return self
 
@@ -92,8 +97,15 @@ class LocalWrapper:
 _slot = LocalWrapper.__dict__["_LocalWrapper__wrapped"]
 
 
-def _unwrap(obj):
-    return _slot.__get__(obj) if isinstance(obj, LocalWrapper) else obj
+if sys.implementation.name == "pypy":  # the JIT makes isinstance the cheapest test there
+
+    def _unwrap(obj):
+        return _slot.__get__(obj) if isinstance(obj, LocalWrapper) else obj
+
+else:  # CPython: a set lookup costs less than isinstance's __class__ fallback for non-wrappers
+
+    def _unwrap(obj):
+        return _slot.__get__(obj) if type(obj) in _wrapper_types else obj
 
 
 def _rewrap(wrapper, result):
@@ -229,8 +241,17 @@ _BITS = {name: 1 << index for index, (names, _) in enumerate(_FEATURES) for name
 _COMPLEX_BIT = _BITS["__complex__"]
 _HASH_BIT = _BITS["__hash__"]
 _profiles = {}  # (features, blocked) -> subclass
+_wrapper_types = set()  # the subclasses
 _classes = {}  # built-in or immutable type -> subclass
-_heap_classes = weakref.WeakKeyDictionary()  # class defined in Python -> subclass
+# A class defined in Python, by id -> (weak reference to it, subclass): the cache never
+# keeps a class alive, and a dead class's entry goes with it.
+_heap_classes = {}
+
+
+def _forget(ref, key=None):
+    entry = _heap_classes.get(key)
+    if entry is not None and entry[0] is ref:
+        del _heap_classes[key]
 
 
 def _protocols(tp):
@@ -257,10 +278,8 @@ def _protocols(tp):
 
 
 def _profile_class(tp):
-    """The subclass for objects of type tp (LocalWrapper.__new__ looks in _classes first)."""
-    cls = _heap_classes.get(tp)
-    if cls is not None:
-        return cls
+    """The subclass for objects of type tp, when LocalWrapper.__new__ has not found it
+    in the caches."""
     key = features, blocked = _protocols(tp)
     cls = _profiles.get(key)
     if cls is None:
@@ -272,6 +291,7 @@ def _profile_class(tp):
             elif blocked >> index & 1:
                 namespace.update(dict.fromkeys(methods))  # None: as the type has it
         cls = _profiles.setdefault(key, type(LocalWrapper)("LocalWrapper", (LocalWrapper,), namespace, _token=_TOKEN))
+        _wrapper_types.add(cls)
     # Read once per type. Python code cannot see when a class gains or loses a special
     # method later (the native backend can, through the type's version tag): here the
     # first answer stays (docs/local_wrapper.md). Classes defined in Python are held
@@ -280,5 +300,5 @@ def _profile_class(tp):
     if not flags & _HEAPTYPE or flags & _IMMUTABLETYPE:
         _classes[tp] = cls
     else:
-        _heap_classes[tp] = cls
+        _heap_classes[id(tp)] = (weakref.ref(tp, functools.partial(_forget, key=id(tp))), cls)
     return cls

@@ -694,16 +694,16 @@ static inline unsigned int version_tag(PyTypeObject *type) {
     return __atomic_load_n(&type->tp_version_tag, __ATOMIC_RELAXED);
 }
 
-/* The wrapper type for objects of the given type. */
-static PyTypeObject *profile_for(PyTypeObject *type) {
-    unsigned int tag = version_tag(type);
-    if (tag != 0) {
-        uint64_t entry = atomic_load_explicit(&type_cache[tag % TYPE_CACHE_SIZE], memory_order_acquire);
-        if ((unsigned int)(entry >> 32) == tag)
-            return &atomic_load_explicit(&profiles[(uint32_t)entry], memory_order_relaxed)->type;
-    }
-    /* Give the type a version tag if it has none, then read what it has; cache the answer
-     * only if the type did not change meanwhile. */
+#if defined(__GNUC__)
+#define FTU_COLD __attribute__((noinline, cold))
+#else
+#define FTU_COLD
+#endif
+
+/* Give the type a version tag if it has none, then read what it has; cache the answer
+ * only if the type did not change meanwhile. Kept out of line: wrap() stays small. */
+static FTU_COLD PyTypeObject *profile_slow(PyTypeObject *type) {
+    unsigned int tag;
 #if PY_VERSION_HEX >= 0x030C0000
     PyUnstable_Type_AssignVersionTag(type);
 #else
@@ -716,6 +716,17 @@ static PyTypeObject *profile_for(PyTypeObject *type) {
         atomic_store_explicit(&type_cache[tag % TYPE_CACHE_SIZE], ((uint64_t)tag << 32) | (uint32_t)index,
                               memory_order_release);
     return &atomic_load_explicit(&profiles[index], memory_order_relaxed)->type;
+}
+
+/* The wrapper type for objects of the given type. */
+static inline PyTypeObject *profile_for(PyTypeObject *type) {
+    unsigned int tag = version_tag(type);
+    if (tag != 0) {
+        uint64_t entry = atomic_load_explicit(&type_cache[tag % TYPE_CACHE_SIZE], memory_order_acquire);
+        if ((unsigned int)(entry >> 32) == tag)
+            return &atomic_load_explicit(&profiles[(uint32_t)entry], memory_order_relaxed)->type;
+    }
+    return profile_slow(type);
 }
 
 static PyObject *wrap(PyObject *obj) {
