@@ -100,6 +100,7 @@ intptr_t ftu_word_fetch_xor(intptr_t *cell, intptr_t operand);
 #define FTU_TOO_MANY 9    /* task_done called more times than items were added */
 #define FTU_DUPLICATE 10  /* the key is already present */
 #define FTU_FAILED 11     /* the gatherer was marked failed */
+#define FTU_UNSUPPORTED 12 /* the object was not created with what this call needs */
 
 #define FTU_WAIT_FOREVER -1
 #define FTU_NO_WAIT 0
@@ -128,7 +129,10 @@ int64_t ftu_probe_line_transfer_ns(int64_t hops, int64_t budget_ns);
  * busy queues: lower latency, more CPU); FTU_QUEUE_TASKS keeps the unfinished-task
  * count of queue.Queue (task_done / join); FTU_QUEUE_PREFETCH says the words are
  * addresses of what they stand for, and a pop then asks the CPU to fetch what a word a few
- * places behind it points to (a hint only: any word may be pushed).
+ * places behind it points to (a hint only: any word may be pushed); FTU_QUEUE_BOUNDABLE
+ * counts free places even while the queue is unbounded, so that ftu_queue_set_capacity
+ * can bound it later (a queue created with a capacity or FTU_QUEUE_TASKS always does;
+ * counting costs each push and pop one more atomic operation).
  * Shutdown: after ftu_queue_shutdown(q, 0) push fails with FTU_SHUTDOWN and pop takes
  * what is left, then fails with FTU_SHUTDOWN; after ftu_queue_shutdown(q, 1) pop fails at
  * once (the owner takes the leftovers with ftu_queue_drain to release them). Every
@@ -136,6 +140,7 @@ int64_t ftu_probe_line_transfer_ns(int64_t hops, int64_t budget_ns);
 #define FTU_QUEUE_SPIN 1
 #define FTU_QUEUE_TASKS 2
 #define FTU_QUEUE_PREFETCH 4
+#define FTU_QUEUE_BOUNDABLE 8
 #define FTU_QUEUE_OPEN 0
 #define FTU_QUEUE_SHUT 1
 #define FTU_QUEUE_SHUT_IMMEDIATE 2
@@ -150,14 +155,27 @@ void ftu_queue_free(ftu_queue *q);
 int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns);
 /* FTU_OK (*word set), FTU_TIMEOUT (empty), FTU_SHUTDOWN or FTU_INTERRUPTED. */
 int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns);
+/* Waits, taking nothing, until a word is there to take or the queue is shut down:
+ * FTU_OK (then call ftu_queue_pop with FTU_NO_WAIT: it may still find nothing if another
+ * consumer was first), FTU_TIMEOUT or FTU_INTERRUPTED. For callers that must take only at
+ * a moment of their own choosing: a Python binding waits with its thread state detached
+ * but takes attached, so that a garbage collector never runs while a reference is on its
+ * way from the queue (which it traverses) to the caller. */
+int ftu_queue_wait_pop(ftu_queue *q, int64_t deadline_ns);
 /* Takes one word whatever the state, without waiting: FTU_OK or FTU_TIMEOUT (empty). */
 int ftu_queue_drain(ftu_queue *q, uint64_t *word);
 int64_t ftu_queue_size(ftu_queue *q);
 int64_t ftu_queue_capacity(ftu_queue *q);
-/* Changes the capacity (0 = unbounded); waiting producers re-check. */
-void ftu_queue_set_capacity(ftu_queue *q, int64_t capacity);
+/* Changes the capacity (0 or less, or 2**61 - 1 or more: unbounded; ftu_queue_capacity
+ * then reads 0); waiting producers re-check. FTU_OK, or FTU_UNSUPPORTED (nothing changed)
+ * for a queue created unbounded without FTU_QUEUE_TASKS or FTU_QUEUE_BOUNDABLE. */
+int ftu_queue_set_capacity(ftu_queue *q, int64_t capacity);
 void ftu_queue_shutdown(ftu_queue *q, int immediate);
 int ftu_queue_state(ftu_queue *q);
+/* Turns FTU_QUEUE_SPIN on (spin non-zero) or off for the waits that start from now on;
+ * ftu_queue_spins says which it is. */
+void ftu_queue_set_spin(ftu_queue *q, int spin);
+int ftu_queue_spins(ftu_queue *q);
 /* Calls visit(word, arg) for each word in the queue, holding both of its locks (so
  * visit must not call the queue); stops at and returns the first non-zero result. For
  * a garbage collector's traversal. */
@@ -179,13 +197,22 @@ void ftu_gather_free(ftu_gather *g);
 int ftu_gather_insert(ftu_gather *g, int64_t key, uint64_t word);
 /* FTU_OK (*word set), FTU_TIMEOUT, FTU_INTERRUPTED or FTU_FAILED. */
 int ftu_gather_take(ftu_gather *g, int64_t key, int clear, uint64_t *word, int64_t deadline_ns);
+/* Waits, taking nothing, until the key the int64 cell *key_cell holds is present, the
+ * cell holds another key (or a negative one), or the gatherer fails: FTU_OK (look again:
+ * read the cell, take with FTU_NO_WAIT), FTU_TIMEOUT, FTU_INTERRUPTED or FTU_FAILED. The
+ * cell is how threads sharing one pass over the keys agree on the next key: whoever
+ * changes it (through the ftu_i64_* functions) calls ftu_gather_notify. */
+int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t deadline_ns);
+/* Wakes every thread waiting in ftu_gather_wait on g to re-read its cell. */
+void ftu_gather_notify(ftu_gather *g);
 /* Marks the gatherer failed: every waiting and later take returns FTU_FAILED. */
 void ftu_gather_fail(ftu_gather *g);
 int ftu_gather_failed(ftu_gather *g);
 int64_t ftu_gather_size(ftu_gather *g);
 /* As ftu_queue_visit, for the gatherer's words. */
 int ftu_gather_visit(ftu_gather *g, int (*visit)(uint64_t word, void *arg), void *arg);
-/* Removes and returns any one entry: FTU_OK or FTU_TIMEOUT (empty). */
+/* Removes and returns any one entry: FTU_OK or FTU_TIMEOUT (empty). Draining n entries
+ * one call at a time costs O(table size + n) in all. */
 int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word);
 
 /* FTU_CDEF_END */

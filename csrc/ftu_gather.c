@@ -6,6 +6,10 @@
  * `signal`. To spare inserters a wake-up system call per word, the waiter announces the
  * key it waits for in `wanted`; an insert wakes only for that key. When two waiters
  * ever overlap, `wanted` becomes ANY for good and every insert with a waiter wakes.
+ *
+ * Waiting apart from taking (ftu_gather_wait): the waiter reads the key it waits for from
+ * a cell that other threads may advance (threads sharing one pass over the keys); whoever
+ * advances it calls ftu_gather_notify, which wakes every waiter to re-read its cell.
  */
 #include "ftu.h"
 #include "ftu_wait.h"
@@ -34,7 +38,10 @@ struct ftu_gather {
     _Atomic int64_t wanted;
     _Atomic uint32_t signal;
     _Atomic uint32_t waiting;
+    int64_t drain_from; /* where ftu_gather_drain looks first (under the lock) */
 };
+
+#define CELL(cell) ((_Atomic int64_t *)(cell))
 
 static struct entry *table_new(int64_t capacity) {
     struct entry *table = malloc((size_t)capacity * sizeof(struct entry));
@@ -137,26 +144,60 @@ static int try_take(ftu_gather *g, int64_t key, int clear, uint64_t *word) {
     return i >= 0;
 }
 
+static int present(ftu_gather *g, int64_t key) {
+    ftu_spinlock_lock(&g->lock);
+    int found = find(g, key) >= 0;
+    ftu_spinlock_unlock(&g->lock);
+    return found;
+}
+
+/* Sleeps once until key may be present, the gatherer failed, or (cell not NULL) *cell no
+ * longer holds key: FTU_OK (re-check), FTU_TIMEOUT or FTU_INTERRUPTED. */
+static int sleep_for_key(ftu_gather *g, const int64_t *cell, int64_t key, int64_t deadline_ns) {
+    int64_t none = NONE;
+    if (!atomic_compare_exchange_strong(&g->wanted, &none, key)) atomic_store(&g->wanted, ANY);
+    uint32_t seen = atomic_load(&g->signal);
+    atomic_fetch_add(&g->waiting, 1);
+    /* Re-checked after announcing: an insert, a failure or a moved cell from now on
+     * bumps `signal` (all sequentially consistent), so the wait below cannot miss it. */
+    int result = FTU_OK;
+    if (!present(g, key) && !atomic_load(&g->failed) && (cell == NULL || atomic_load(CELL(cell)) == key))
+        result = ftu_word_wait(&g->signal, seen, deadline_ns);
+    atomic_fetch_sub(&g->waiting, 1);
+    int64_t mine = key;
+    atomic_compare_exchange_strong(&g->wanted, &mine, NONE);
+    return result;
+}
+
+int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t deadline_ns) {
+    for (;;) {
+        if (atomic_load(&g->failed)) return FTU_FAILED;
+        int64_t key = atomic_load(CELL(key_cell));
+        if (key < 0 || present(g, key)) return FTU_OK;
+        if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
+        int result = sleep_for_key(g, key_cell, key, deadline_ns);
+        if (atomic_load(&g->failed)) return FTU_FAILED;
+        if (atomic_load(CELL(key_cell)) != key || present(g, key)) return FTU_OK;
+        if (result != FTU_OK) return result;
+    }
+}
+
+void ftu_gather_notify(ftu_gather *g) {
+    if (atomic_load(&g->waiting) > 0) {
+        atomic_fetch_add(&g->signal, 1);
+        ftu_word_wake(&g->signal, -1);
+    }
+}
+
 int ftu_gather_take(ftu_gather *g, int64_t key, int clear, uint64_t *word, int64_t deadline_ns) {
     for (;;) {
         if (atomic_load(&g->failed)) return FTU_FAILED;
         if (try_take(g, key, clear, word)) return FTU_OK;
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
-        int64_t none = NONE;
-        if (!atomic_compare_exchange_strong(&g->wanted, &none, key)) atomic_store(&g->wanted, ANY);
-        uint32_t seen = atomic_load(&g->signal);
-        atomic_fetch_add(&g->waiting, 1);
-        int result = FTU_OK;
-        ftu_spinlock_lock(&g->lock);
-        int present = find(g, key) >= 0;
-        ftu_spinlock_unlock(&g->lock);
-        if (!present && !atomic_load(&g->failed)) result = ftu_word_wait(&g->signal, seen, deadline_ns);
-        atomic_fetch_sub(&g->waiting, 1);
-        int64_t mine = key;
-        atomic_compare_exchange_strong(&g->wanted, &mine, NONE);
+        int result = sleep_for_key(g, NULL, key, deadline_ns);
         if (result != FTU_OK) {
             if (!atomic_load(&g->failed) && try_take(g, key, clear, word)) return FTU_OK;
-            return result;
+            return atomic_load(&g->failed) ? FTU_FAILED : result;
         }
     }
 }
@@ -171,16 +212,22 @@ int ftu_gather_failed(ftu_gather *g) { return atomic_load(&g->failed); }
 
 int64_t ftu_gather_size(ftu_gather *g) { return atomic_load(&g->size); }
 
+/* Looks from drain_from on, then from the start up to it (an insert may have filled a
+ * slot before it), so that draining n entries one by one costs O(capacity + n), not
+ * O(capacity * n). */
 int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word) {
     int result = FTU_TIMEOUT;
     ftu_spinlock_lock(&g->lock);
-    for (int64_t i = 0; i < g->capacity; i++) {
+    if (g->drain_from >= g->capacity) g->drain_from = 0; /* the table may have been rebuilt */
+    for (int64_t n = 0; n < g->capacity; n++) {
+        int64_t i = (g->drain_from + n) & (g->capacity - 1);
         if (g->table[i].key >= 0) {
             *key = g->table[i].key;
             *word = g->table[i].word;
             g->table[i].key = TOMBSTONE;
             g->used--;
             atomic_fetch_sub(&g->size, 1);
+            g->drain_from = i + 1;
             result = FTU_OK;
             break;
         }

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SEGMENT_SLOTS 1023 /* with the link: 8 KiB per segment */
+#define SEGMENT_SLOTS 1022 /* with the link and the epoch: 8 KiB per segment */
 #define UNBOUNDED (INT64_MAX / 4)
 #define SPIN_SHORT 0   /* default mode: no pause loop, only the yields (as CPython locks) */
 #define SPIN_LONG 4000 /* tens of microseconds */
@@ -43,6 +43,7 @@
 
 struct segment {
     struct segment *next;
+    uint64_t retired_epoch; /* in `retired`: the epoch it was retired in (see reclaim) */
     _Atomic uint64_t slot[SEGMENT_SLOTS]; /* zero until written (once per use) */
 };
 
@@ -68,8 +69,8 @@ struct ftu_queue {
                                   head_lock, read by anyone */
     _Atomic(_Atomic uint64_t *) head_slot; /* &head->slot[head_index]: what waiting
                                               consumers watch (see watch_begin) */
-    struct segment *retired;   /* emptied segments kept from free() while watched (see
-                                  watch_begin); under head_lock */
+    struct segment *retired;   /* emptied segments kept from free() while a watcher may
+                                  read them (see reclaim); newest first; under head_lock */
     /* producers */
     _Alignas(64) ftu_spinlock tail_lock;
     struct segment *tail;
@@ -89,19 +90,47 @@ struct ftu_queue {
     _Alignas(64) _Atomic int state;
     int flags;
     int count_space;
+    _Atomic int spinning;    /* FTU_QUEUE_SPIN, changeable (ftu_queue_set_spin) */
     _Atomic int spin_budget; /* FTU_QUEUE_SPIN: pause instructions before yielding */
     _Atomic(struct segment *) spare; /* one emptied segment kept for reuse */
-    /* consumers watching head_slot outside the head lock, and whether `retired` holds
-     * segments (written once per wait, so on a line of their own) */
-    _Alignas(64) _Atomic int watchers;
+    /* consumers watching head_slot outside the head lock, counted by the epoch they
+     * started in, and whether `retired` holds segments (see reclaim; written once per
+     * wait, so on a line of their own) */
+    _Alignas(64) _Atomic uint64_t epoch;
+    _Atomic int64_t watchers[2]; /* [e & 1]: watchers that started in epoch e */
     _Atomic int has_retired;
 };
 
+#ifdef FTU_TEST_HOOKS
+/* C tests only: segments allocated and not yet freed, by every queue. */
+_Atomic long ftu_test_queue_segments;
+#define COUNT_SEGMENTS(n) atomic_fetch_add(&ftu_test_queue_segments, (n))
+#else
+#define COUNT_SEGMENTS(n) ((void)0)
+#endif
+
+/* An emptied segment a watcher may still read is never freed until no watcher can (see
+ * reclaim), but it may be reused at once: a watcher then reads a slot that is not the
+ * head's, and at worst makes one needless attempt to take. Reusing retired segments
+ * before allocating keeps the queue's memory within what it has held at once, even while
+ * a watcher is preempted for long and reclamation has to wait for it. */
+static struct segment *retired_take(ftu_queue *q) {
+    if (!atomic_load(&q->has_retired)) return NULL;
+    ftu_spinlock_lock(&q->head_lock); /* lock order: tail_lock, then head_lock */
+    struct segment *seg = q->retired;
+    if (seg != NULL) q->retired = seg->next;
+    if (q->retired == NULL) atomic_store(&q->has_retired, 0);
+    ftu_spinlock_unlock(&q->head_lock);
+    return seg;
+}
+
 static struct segment *segment_get(ftu_queue *q) {
     struct segment *seg = atomic_exchange(&q->spare, NULL);
+    if (seg == NULL) seg = retired_take(q);
     if (seg == NULL) {
         seg = malloc(sizeof(struct segment));
         if (seg == NULL) return NULL;
+        COUNT_SEGMENTS(1);
     }
     seg->next = NULL;
     /* Atomic stores: a consumer that watched this segment's slots when it was the head
@@ -110,46 +139,76 @@ static struct segment *segment_get(ftu_queue *q) {
     return seg;
 }
 
+static void segment_free(struct segment *seg) {
+    free(seg);
+    COUNT_SEGMENTS(-1);
+}
+
 static void free_segments(struct segment *seg) {
     while (seg != NULL) {
         struct segment *next = seg->next;
-        free(seg);
+        segment_free(seg);
         seg = next;
     }
 }
 
-/* Under head_lock, when no consumer watches: no one can hold a pointer into a retired
- * segment (see watch_begin). */
-static void free_retired(ftu_queue *q) {
-    free_segments(q->retired);
-    q->retired = NULL;
-    atomic_store(&q->has_retired, 0);
+/* Reclamation of emptied segments, by epochs. A consumer that watches the head slot
+ * outside the head lock (see watch_begin) counts itself in watchers[e & 1], e being the
+ * epoch when it starts, before it reads head_slot; a segment emptied (and head_slot moved
+ * past it) is retired with the epoch read after that move. The epoch goes from e to e + 1
+ * only when watchers[(e + 1) & 1] is zero: every watcher that started in epoch e - 1 (or
+ * earlier, with the same parity) has left. So once the epoch is r + 2, every watcher that
+ * started in epoch r or before has left, and the others read head_slot after the segment
+ * was retired: a segment retired in epoch r can be freed. A watcher only watches for the
+ * spinning part of a wait (microseconds), so the epoch moves on almost at once; the old
+ * scheme waited for a moment with no watcher at all, which with several consumers cycling
+ * through waits hardly ever came (35,041 segments, 300 MiB, were seen held back).
+ * Under head_lock. */
+static void reclaim(ftu_queue *q) {
+    while (q->retired != NULL) {
+        uint64_t e = atomic_load(&q->epoch);
+        /* free the oldest ones first: the list is newest first */
+        struct segment **link = &q->retired;
+        while (*link != NULL && (*link)->retired_epoch + 2 > e) link = &(*link)->next;
+        free_segments(*link);
+        *link = NULL;
+        if (q->retired == NULL || atomic_load(&q->watchers[(e + 1) & 1]) != 0) break;
+        atomic_compare_exchange_strong(&q->epoch, &e, e + 1); /* only under head_lock: succeeds */
+    }
+    atomic_store(&q->has_retired, q->retired != NULL);
 }
 
-/* Keeps an emptied segment for reuse; the one it displaces is freed, unless a waiting
- * consumer may still be reading it: then it waits in `retired` until none is (the last
- * watcher to leave frees it, or the next call here). Under head_lock. */
+/* Keeps an emptied segment for reuse; the one it displaces is retired, to be reused or
+ * freed when no watcher can be reading it (see reclaim). Under head_lock. */
 static void segment_put(ftu_queue *q, struct segment *seg) {
     struct segment *old = atomic_exchange(&q->spare, seg);
     if (old != NULL) {
+        old->retired_epoch = atomic_load(&q->epoch);
         old->next = q->retired;
         q->retired = old;
-        atomic_store(&q->has_retired, 1);
     }
-    if (atomic_load(&q->watchers) == 0) free_retired(q);
+    reclaim(q);
 }
 
 /* Consumers waiting for a word watch the head slot, outside the head lock: its line is
  * the one the producer of the next word writes anyway, where watching `pushed` would take
- * the producers' own line from them on every push. A watcher counts itself in `watchers`
- * first, and then reads head_slot; the consumer that moves the head to a new segment
- * stores head_slot, and later, before freeing that segment, reads `watchers` (all
- * sequentially consistent): so either it sees the watcher, or the watcher read a
- * head_slot in a later segment. Emptied segments may be reused meanwhile (their slots
- * are zeroed with atomic stores): a watcher then sees a word that is not the head's, and
- * only makes one needless attempt to take. A zero word is not seen this way: the wait
- * for it ends when the spinning does (see wait_for), by the count. */
-static void watch_begin(ftu_queue *q) { atomic_fetch_add(&q->watchers, 1); }
+ * the producers' own line from them on every push. A watcher counts itself in the
+ * watchers of the current epoch first, and then reads head_slot; the consumer that moves
+ * the head to a new segment stores head_slot before it retires the old one (all
+ * sequentially consistent), and a retired segment is freed only when every watcher that
+ * might have read head_slot before that store has left (see reclaim). Emptied segments
+ * may be reused meanwhile (their slots are zeroed with atomic stores): a watcher then
+ * sees a word that is not the head's, and only makes one needless attempt to take. A
+ * zero word is not seen this way: the wait for it ends when the spinning does (see
+ * wait_for), by the count. Returns the epoch to give watch_end. */
+static uint64_t watch_begin(ftu_queue *q) {
+    for (;;) {
+        uint64_t e = atomic_load(&q->epoch);
+        atomic_fetch_add(&q->watchers[e & 1], 1);
+        if (atomic_load(&q->epoch) == e) return e;
+        atomic_fetch_sub(&q->watchers[e & 1], 1); /* the epoch moved on: count in the new one */
+    }
+}
 
 #ifdef FTU_TEST_HOOKS
 /* C tests only: called between a watcher's two reads, to hold it there (see
@@ -165,10 +224,13 @@ static int head_published(ftu_queue *q) {
     return atomic_load_explicit(slot, memory_order_relaxed) != 0;
 }
 
-static void watch_end(ftu_queue *q) {
-    if (atomic_fetch_sub(&q->watchers, 1) == 1 && atomic_load(&q->has_retired)) {
+/* The watcher leaves; if segments wait to be freed, it lets reclamation move on (a
+ * queue that stops emptying segments would otherwise keep them until the next one). */
+static void watch_end(ftu_queue *q, uint64_t e) {
+    atomic_fetch_sub(&q->watchers[e & 1], 1);
+    if (atomic_load(&q->has_retired)) {
         ftu_spinlock_lock(&q->head_lock);
-        if (atomic_load(&q->watchers) == 0) free_retired(q);
+        reclaim(q);
         ftu_spinlock_unlock(&q->head_lock);
     }
 }
@@ -179,10 +241,12 @@ ftu_queue *ftu_queue_new(int64_t capacity, int flags) {
     if (q == NULL) return NULL;
     memset(q, 0, size);
     q->flags = flags;
-    q->count_space = capacity > 0 || (flags & FTU_QUEUE_TASKS);
+    q->count_space = capacity > 0 || (flags & (FTU_QUEUE_TASKS | FTU_QUEUE_BOUNDABLE));
+    atomic_init(&q->spinning, (flags & FTU_QUEUE_SPIN) != 0);
     atomic_init(&q->spin_budget, SPIN_LONG);
-    atomic_init(&q->capacity, capacity > 0 ? capacity : UNBOUNDED);
-    atomic_init(&q->space, capacity > 0 ? capacity : UNBOUNDED);
+    if (capacity <= 0 || capacity > UNBOUNDED) capacity = UNBOUNDED;
+    atomic_init(&q->capacity, capacity);
+    atomic_init(&q->space, capacity);
     q->head = q->tail = segment_get(q);
     if (q->head == NULL) {
         free(q);
@@ -196,7 +260,8 @@ void ftu_queue_free(ftu_queue *q) {
     if (q == NULL) return;
     free_segments(q->head);
     free_segments(q->retired);
-    free(atomic_load(&q->spare));
+    struct segment *spare = atomic_load(&q->spare);
+    if (spare != NULL) segment_free(spare); /* its link is stale: not a list */
     free(q);
 }
 
@@ -251,7 +316,8 @@ static int counter_ready(void *arg) {
 
 /* The wait before sleeping (see wait_for); returns whether it saw the wait end. */
 static int spin(ftu_queue *q, struct ready_check *check) {
-    if (!(q->flags & FTU_QUEUE_SPIN)) return ftu_spin_until(counter_ready, check, SPIN_SHORT, YIELDS);
+    if (!atomic_load_explicit(&q->spinning, memory_order_relaxed))
+        return ftu_spin_until(counter_ready, check, SPIN_SHORT, YIELDS);
     /* Adaptive: a spin that ends in sleep halves the budget, one that succeeds doubles
      * it, so spinning stops where it only steals the CPU from producers (more threads
      * than cores) and resumes where it pays. */
@@ -274,9 +340,9 @@ static int wait_for(ftu_queue *q, available_fn available, struct waitset *ws, in
      * FTU_QUEUE_SPIN also spins on the CPU for tens of microseconds before that. */
     /* consumers watch the head slot, producers the free places */
     struct ready_check check = {q, available, available == items_available};
-    if (check.watch_head) watch_begin(q);
+    uint64_t epoch = check.watch_head ? watch_begin(q) : 0;
     int ready = spin(q, &check);
-    if (check.watch_head) watch_end(q);
+    if (check.watch_head) watch_end(q, epoch);
     if (ready) return FTU_OK;
     uint32_t seen = atomic_load(&ws->signal);
     atomic_fetch_add(&ws->waiting, 1);
@@ -413,23 +479,36 @@ static int take(ftu_queue *q, uint64_t *word) {
     return 1;
 }
 
+int ftu_queue_wait_pop(ftu_queue *q, int64_t deadline_ns) {
+    for (;;) {
+        if (atomic_load(&q->state) != FTU_QUEUE_OPEN || items_available(q) > 0) return FTU_OK;
+        if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
+        int result = wait_for(q, items_available, &q->consumers, deadline_ns);
+        if (result == FTU_OK) {
+            /* This thread is about to take one word: if there are more, a push may have
+             * skipped waking anyone while our wake-up was pending, so pass one on. */
+            if (items_available(q) > 1) wake_one(&q->consumers);
+            /* a watcher may have seen a slot of a reused segment (see watch_begin) */
+            if (items_available(q) > 0 || atomic_load(&q->state) != FTU_QUEUE_OPEN) return FTU_OK;
+            continue;
+        }
+        /* Leaving without a word (timeout, signal): no sleeper may be left beside one. */
+        pass_on(q, items_available, &q->consumers);
+        return result;
+    }
+}
+
 int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
-    int waited = 0;
     for (;;) {
         int state = atomic_load(&q->state);
         if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
-        if (take(q, word)) {
-            if (waited) pass_on(q, items_available, &q->consumers);
-            return FTU_OK;
-        }
+        if (take(q, word)) return FTU_OK;
         if (state != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* shut and drained */
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
-        int result = wait_for(q, items_available, &q->consumers, deadline_ns);
-        waited = 1;
+        int result = ftu_queue_wait_pop(q, deadline_ns);
         if (result != FTU_OK) {
             /* a word may have arrived as the wait ended */
             int taken = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && take(q, word);
-            pass_on(q, items_available, &q->consumers);
             return taken ? FTU_OK : result;
         }
     }
@@ -458,12 +537,14 @@ int64_t ftu_queue_capacity(ftu_queue *q) {
     return capacity == UNBOUNDED ? 0 : capacity;
 }
 
-void ftu_queue_set_capacity(ftu_queue *q, int64_t capacity) {
-    if (capacity <= 0) capacity = UNBOUNDED;
+int ftu_queue_set_capacity(ftu_queue *q, int64_t capacity) {
+    if (!q->count_space) return FTU_UNSUPPORTED; /* pushes do not count free places */
+    if (capacity <= 0 || capacity > UNBOUNDED) capacity = UNBOUNDED;
     int64_t old = atomic_exchange(&q->capacity, capacity);
-    if (!q->count_space || old == capacity) return;
+    if (old == capacity) return FTU_OK;
     atomic_fetch_add(&q->space, capacity - old);
     if (capacity > old) wake_all(&q->producers);
+    return FTU_OK;
 }
 
 void ftu_queue_shutdown(ftu_queue *q, int immediate) {
@@ -479,6 +560,10 @@ void ftu_queue_shutdown(ftu_queue *q, int immediate) {
 }
 
 int ftu_queue_state(ftu_queue *q) { return atomic_load(&q->state); }
+
+void ftu_queue_set_spin(ftu_queue *q, int spin) { atomic_store(&q->spinning, spin != 0); }
+
+int ftu_queue_spins(ftu_queue *q) { return atomic_load(&q->spinning); }
 
 /* ---- tasks ----------------------------------------------------------------------------- */
 

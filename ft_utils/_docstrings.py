@@ -133,7 +133,8 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "A consumer that finds it empty sleeps until an item arrives (lock_free=True:\n"
         "spins briefly first, for lower latency on busy queues). A pop that times out\n"
         "or is interrupted takes nothing. scaling is accepted for compatibility and\n"
-        "checked (None or an int >= 1); the queue needs no tuning.",
+        "checked (None or an int >= 1); the queue needs no tuning. lock_free is fixed\n"
+        "when the queue is created (by __new__). Not copied or pickled (TypeError).",
     ),
     "ConcurrentQueue.push": (
         "(self, value, /)",
@@ -163,13 +164,15 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "(maxsize=0)",
         "A drop-in replacement for queue.Queue that scales with threads.\n\n"
         "Same methods, arguments, exceptions and shutdown behaviour as queue.Queue\n"
-        "(Python 3.13); FIFO order and maxsize are exact. maxsize <= 0: unbounded.",
+        "(Python 3.13); FIFO order and maxsize are exact. maxsize <= 0: unbounded.\n"
+        "Not copied or pickled (TypeError), as queue.SimpleQueue.",
     ),
     "StdConcurrentQueue.put": (
         "(self, /, item, block=True, timeout=None)",
         "Put item into the queue, waiting for a free place if it is full (block=True),\n"
         "at most timeout seconds (then raise Full). block=False raises Full at once.\n"
-        "Raises ShutDown if the queue is shut down.",
+        "As in queue.Queue, block and timeout are looked at only if the queue is\n"
+        "bounded. Raises ShutDown if the queue is shut down.",
     ),
     "StdConcurrentQueue.get": (
         "(self, /, block=True, timeout=None)",
@@ -177,7 +180,7 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "at most timeout seconds (then raise Empty). block=False raises Empty at once.\n"
         "Raises ShutDown if the queue is shut down and empty, or shut down immediately.",
     ),
-    "StdConcurrentQueue.put_nowait": ("(self, item, /)", "put(item, block=False)."),
+    "StdConcurrentQueue.put_nowait": ("(self, /, item)", "put(item, block=False)."),
     "StdConcurrentQueue.get_nowait": ("(self, /)", "get(block=False)."),
     "StdConcurrentQueue.qsize": ("(self, /)", "Return the number of items in the queue."),
     "StdConcurrentQueue.empty": ("(self, /)", "Return True if the queue is empty."),
@@ -197,7 +200,11 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "returns what is left, then raises ShutDown. immediate=True also empties the\n"
         "queue (ending the tasks of the removed items) so get raises at once.",
     ),
-    "StdConcurrentQueue.maxsize": ("", "The capacity (0: unbounded). Can be changed."),
+    "StdConcurrentQueue.maxsize": (
+        "",
+        "The maxsize given, as given. A number; the queue holds at most maxsize items\n"
+        "(<= 0: unbounded). Can be changed.",
+    ),
     "StdConcurrentQueue.unfinished_tasks": ("", "The number of items put and not yet marked done."),
     "StdConcurrentQueue.is_shutdown": ("", "True once shutdown() has been called."),
     # ---- ConcurrentGatheringIterator --------------------------------------------------

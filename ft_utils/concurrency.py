@@ -1,7 +1,8 @@
 """Concurrently scalable data structures for free-threaded Python.
 
 The classes come from the backend ``ft_utils.backend`` names; both backends present the
-same API, documented in docs/.
+same API, described in each class's docstring (``help(ConcurrentQueue)``) and in the
+docs/ folder of the ft_utils source tree.
 """
 
 from ft_utils import _implementation

@@ -86,6 +86,43 @@ def test_scaling_argument(backend):
         backend.ConcurrentQueue("4")
 
 
+def test_subclass_init_with_other_arguments(backend, lock_free):
+    class Jobs(backend.ConcurrentQueue):
+        def __new__(cls, name, lock_free=False):
+            return super().__new__(cls, lock_free=lock_free)
+
+        def __init__(self, name, lock_free=False):
+            super().__init__(lock_free=lock_free)
+            self.name = name
+
+    q = Jobs("jobs", lock_free=lock_free)
+    q.push(1)
+    assert q.name == "jobs" and q.pop() == 1 and ("lock_free" in repr(q)) == lock_free
+
+
+def test_lock_free_given_to_init_sets_the_wait_mode(backend):
+    """A subclass's __init__ may pass lock_free on to super().__init__() (it used to be
+    fixed by __new__, and a ValueError)."""
+
+    class Jobs(backend.ConcurrentQueue):
+        def __init__(self, name, lock_free=False):
+            super().__init__(lock_free=lock_free)
+            self.name = name
+
+    assert "lock_free" not in repr(Jobs("plain"))
+    fast = Jobs("fast", lock_free=True)
+    assert fast.name == "fast" and "lock_free" in repr(fast)
+    fast.push(1)
+    assert fast.pop(timeout=1) == 1
+    q = backend.ConcurrentQueue(lock_free=True)
+    q.__init__()  # lock_free not given: the mode stays
+    assert "lock_free" in repr(q)
+    q.__init__(2, False)
+    assert "lock_free" not in repr(q)
+    with pytest.raises(ValueError, match="scaling must be at least 1"):
+        q.__init__(0)
+
+
 def test_shutdown_then_drain(backend, lock_free):
     q = backend.ConcurrentQueue(lock_free=lock_free)
     q.push(1)

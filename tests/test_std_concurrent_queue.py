@@ -5,6 +5,7 @@ threads, tasks, a hypothesis state machine against a deque."""
 import collections
 import gc
 import queue
+import sys
 import threading
 import time
 import unittest
@@ -55,9 +56,15 @@ def test_maxsize(backend):
     q.maxsize = 0
     q.put_nowait(4)
     assert not q.full()
-    assert backend.StdConcurrentQueue(-5).maxsize == 0
-    with pytest.raises(TypeError):
+    negative = backend.StdConcurrentQueue(-5)  # as queue.Queue: read back as given, unbounded
+    assert negative.maxsize == -5 and not negative.full()
+    for n in range(5):
+        negative.put_nowait(n)
+    with pytest.raises(TypeError, match="maxsize must be a real number, not str"):
         backend.StdConcurrentQueue("3")
+    with pytest.raises(TypeError, match="maxsize must be a real number, not NoneType"):
+        q.maxsize = None
+    assert q.maxsize == 0  # unchanged by the failed assignment
 
 
 def test_timeouts_are_checked(backend):
@@ -69,6 +76,127 @@ def test_timeouts_are_checked(backend):
         q.put(2, timeout=-1)
     with pytest.raises(TypeError):
         q.get(True, "soon")
+
+
+def test_maxsize_is_kept_as_given_and_bounds_at_its_ceiling(backend):
+    q = backend.StdConcurrentQueue(maxsize=2.5)
+    assert q.maxsize == 2.5 and "maxsize=2.5" in repr(q)
+    for n in range(3):
+        q.put_nowait(n)
+    assert q.full()
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    q.maxsize = 2**70  # never fills, reads back as given
+    assert q.maxsize == 2**70 and not q.full()
+    q.put_nowait(3)
+    q.maxsize = 4
+    assert q.full()
+
+
+def test_reinit_changes_maxsize_only(backend):
+    q = backend.StdConcurrentQueue(1)
+    q.put(1)
+    q.__init__(3)
+    assert q.maxsize == 3 and q.qsize() == 1 and q.unfinished_tasks == 1
+    q.__init__()
+    assert q.maxsize == 0 and q.get_nowait() == 1
+
+
+def test_maxsize_in_a_cycle_is_collected(backend):
+    class Size(float):
+        pass
+
+    size = Size(2.0)
+    q = backend.StdConcurrentQueue(size)
+    size.queue = q  # queue -> maxsize -> queue
+    ref = weakref.ref(q)
+    del q, size
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e10, 1e300])
+def test_timeouts_without_end_wait_until_an_item_comes(backend, timeout):
+    """queue.Queue raises OverflowError (or spins a CPU for ever on NaN) when such a
+    timeout has to wait; here it waits without limit (docs/std_concurrent_queue.md)."""
+    q = backend.StdConcurrentQueue(1)
+    later = threading.Timer(0.1, q.put, ("item",))
+    later.start()
+    try:
+        assert q.get(timeout=timeout) == "item"
+    finally:
+        later.join()
+    q.put("first")
+    later = threading.Timer(0.1, q.get)
+    later.start()
+    try:
+        q.put("second", timeout=timeout)  # waits for the Timer's get to make room
+    finally:
+        later.join()
+    assert q.get_nowait() == "second"
+
+
+def test_put_blocks_when_the_queue_became_bounded_meanwhile(backend):
+    """A put that finds the queue unbounded does not look at block and timeout; if maxsize
+    is set and the queue is full before it adds its item, it must wait as a put into a
+    bounded queue does, not raise Full. (Under a GIL the native put cannot be caught in
+    between; the cffi one and the free-threaded one can.)"""
+    q = backend.StdConcurrentQueue()
+    stop = threading.Event()
+
+    def toggle():
+        while not stop.is_set():
+            q.maxsize = 1
+            q.maxsize = 0
+
+    toggler = threading.Thread(target=toggle)
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    toggler.start()
+    count, end = 0, time.monotonic() + 1.0  # (without the fix: ~1 Full per 200 puts on 3.13t)
+    try:
+        while count < 400000 and time.monotonic() < end:
+            q.put(count, timeout=30)  # the queue holds items, full whenever maxsize is 1:
+            count += 1  # waits for maxsize 0 again; never Full
+    finally:
+        stop.set()
+        toggler.join(60)
+        sys.setswitchinterval(old_interval)
+    q.maxsize = 0
+    assert [q.get_nowait() for _ in range(count)] == list(range(count))
+
+
+@pytest.mark.stress
+def test_threads_set_and_read_maxsize(backend):
+    """maxsize objects made and dropped by setters while readers take them (a read that
+    raced the setter's release crashed a version without the lock in 3 of 3 runs of 3 s
+    on 3.13t): every read is one of the values set, and maxsize and the bound agree at
+    the end."""
+    q = backend.StdConcurrentQueue()
+    values = {0.5 + n for n in range(8)}
+    end = time.monotonic() + 2.0
+
+    def work(index):
+        if index < 2:
+            half, n = 0.5, 0
+            while time.monotonic() < end:
+                for _ in range(100):
+                    q.maxsize = half + n % 8  # a new float object each time
+                    n += 1
+            return None
+        seen = set()
+        while time.monotonic() < end:
+            for _ in range(100):
+                seen.add(q.maxsize)
+        return seen
+
+    results = run_threads(5, work, timeout=120)
+    for seen in results[2:]:
+        assert seen <= values | {0}
+    q.maxsize = 2.5
+    for n in range(3):
+        q.put_nowait(n)
+    assert q.full() and q.maxsize == 2.5
 
 
 def test_tasks(backend):

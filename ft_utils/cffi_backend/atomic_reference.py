@@ -16,6 +16,7 @@ from ft_utils.cffi_backend._api import document
 
 @document
 class AtomicReference:
+    __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_obj", "_lock", "__weakref__")
 
     def __new__(cls, obj=None):

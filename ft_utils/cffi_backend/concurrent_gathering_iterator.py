@@ -1,20 +1,23 @@
 """ConcurrentGatheringIterator on the cffi backend: the core gatherer orders and wakes;
-the values wait in a dict under a ticket that goes through the core."""
+the values wait in a dict under a ticket that goes through the core (see _blocking.py)."""
 
-import itertools
+import inspect
 import operator
 import threading
 
 from ft_utils.cffi_backend._api import document, ffi, lib
-from ft_utils.cffi_backend._blocking import FOREVER, NO_WAIT, call_blocking, check_scaling
+from ft_utils.cffi_backend._blocking import FOREVER, MISSING, MISSING_ARGS, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
 _FAILED = "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_take = lib.ftu_cffi_gather_take
 
 
 @document
 class ConcurrentGatheringIterator:
-    __slots__ = ("_gather", "_objects", "_tickets", "_lock", "__weakref__")
+    __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
+    __slots__ = ("_gather", "_objects", "_lock", "__weakref__")
 
     def __new__(cls, scaling=None):
         check_scaling(scaling, "ConcurrentGatheringIterator")
@@ -24,56 +27,104 @@ class ConcurrentGatheringIterator:
             raise MemoryError("cannot allocate a gatherer")
         self._gather = ffi.gc(gather, lib.ftu_gather_free)
         self._objects = {}
-        self._tickets = itertools.count(1)
         self._lock = threading.Lock()  # held by every take, so a non-clearing read is safe
         return self
 
-    def insert(self, key, value, /):
+    def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the queues
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    def insert(self, *args):
+        # Any insert() that raises marks the gatherer failed, a call with the wrong number
+        # of arguments included (as on the native backend): the value it was meant to
+        # insert will not arrive, and iterators must not wait for it forever.
+        gather, ticket = self._gather, None
         try:
+            if len(args) != 2:
+                raise TypeError(f"insert() takes exactly 2 arguments ({len(args)} given)")
+            key, value = args
             if not isinstance(key, int):
                 raise TypeError(f"insert() key must be an int, not {type(key).__name__}")
-            if not 0 <= key < 2**63:
+            if not 0 <= key <= _INT64_MAX:
                 raise ValueError(f"insert() key must be between 0 and 2**63 - 1, not {key!r}")
-            ticket = next(self._tickets)
+            ticket = next(TICKETS)
             self._objects[ticket] = value
-            status = lib.ftu_gather_insert(self._gather, key, ticket)
+            status = lib.ftu_cffi_gather_insert(gather, key, ticket)
             if status != lib.FTU_OK:
                 del self._objects[ticket]
                 if status == lib.FTU_DUPLICATE:
                     raise ValueError(f"insert() key {key} was already inserted")
                 raise MemoryError("cannot grow the gatherer")
         except BaseException:
-            lib.ftu_gather_fail(self._gather)
+            # Interrupted after the value went in (a signal handler raised): it is there,
+            # nothing failed. Otherwise forget the value and fail the gatherer.
+            if ticket is not None and lib.ftu_cffi_gather_inserted(gather, ticket):
+                raise
+            if ticket is not None:
+                self._objects.pop(ticket, None)
+            lib.ftu_gather_fail(gather)
             raise
 
     def iterator(self, /, max_key, clear=True):
-        return self._values(max_key, clear, False)
+        return ConcurrentGatheringIteratorPass(self, _max_key(max_key, "iterator"), bool(clear), False)
 
     def iterator_local(self, /, max_key, clear=True):
-        return self._values(max_key, clear, True)
+        return ConcurrentGatheringIteratorPass(self, _max_key(max_key, "iterator_local"), bool(clear), True)
 
-    def _values(self, max_key, clear, local):
-        max_key = operator.index(max_key)
-        return self._generate(max_key, bool(clear), local)
 
-    def _generate(self, max_key, clear, local):
-        # Each value is yielded straight from _take: no variable of this frame holds it
-        # between two next() calls, so a value the caller drops is released at once, as
-        # with the native iterator.
-        word = ffi.new("uint64_t *")
-        for key in range(max_key + 1):
-            yield self._take(key, clear, local, word)
 
-    def _take(self, key, clear, local, word):
-        gather = self._gather
+# insert() takes *args (so that a wrong number of arguments fails the gatherer) but
+# presents the documented signature, as the native method does.
+ConcurrentGatheringIterator.insert.__signature__ = inspect.signature(lambda self, key, value, /: None)
+
+
+def _max_key(value, function):
+    """An int that fits in int64 (keys stop at 2**63 - 1, so a larger max_key could never
+    be reached); a negative one makes an empty pass."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{function}() max_key must be an int, not {type(value).__name__}") from None
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise OverflowError(f"{function}() max_key must be between -2**63 and 2**63 - 1, not {value!r}")
+    return value
+
+
+class ConcurrentGatheringIteratorPass:
+    """One pass over keys 0..max_key, which threads may share: each value goes to exactly
+    one of them, in key order, and all of them stop after max_key. The next key lives in
+    a cell of the core; a thread that takes it moves the cell on and wakes the others."""
+
+    __slots__ = ("_owner", "_gather", "_next_key", "_args", "_get", "_local", "__weakref__")
+
+    def __init__(self, owner, max_key, clear, local):
+        self._owner = owner
+        self._gather = owner._gather
+        self._next_key = ffi.new("int64_t *", 0)
+        self._args = ((owner._gather,), (self._next_key,), (max_key,), (1 if clear else 0,))
+        # a clearing pass takes the value out of the dict, the other one reads it
+        self._get = owner._objects.pop if clear else owner._objects.get
+        self._local = local
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        owner, gather, args, get = self._owner, self._gather, self._args, self._get
         while True:
-            with self._lock:
-                status = lib.ftu_gather_take(gather, key, 1 if clear else 0, word, NO_WAIT)
-                if status == lib.FTU_OK:
-                    value = self._objects.pop(word[0]) if clear else self._objects[word[0]]
-                    return LocalWrapper(value) if local else value
-            if status == lib.FTU_TIMEOUT:
-                waiting = ffi.new("uint64_t *")
-                status = call_blocking(lambda d: lib.ftu_gather_take(gather, key, 0, waiting, d), FOREVER)
-            if status == lib.FTU_FAILED:
+            with owner._lock:
+                # ticket from the core to the dict in one C-level step (see _blocking.py)
+                value = next(map(get, map(_take, *args), MISSING_ARGS))
+            if value is not MISSING:
+                return LocalWrapper(value) if self._local else value
+            if self._next_key[0] > args[2][0]:
+                raise StopIteration
+            if lib.ftu_gather_failed(gather):
                 raise RuntimeError(_FAILED)
+            if wait(lambda until: lib.ftu_gather_wait(gather, self._next_key, until), FOREVER) == lib.FTU_FAILED:
+                raise RuntimeError(_FAILED)
+
+    def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the gatherer
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+
+ConcurrentGatheringIteratorPass.__module__ = ConcurrentGatheringIterator.__module__

@@ -29,6 +29,7 @@ _TOKEN = object()  # lets only this module subclass LocalWrapper
 
 @document
 class LocalWrapper:
+    __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_LocalWrapper__wrapped", "__weakref__")
 
     def __new__(cls, wrapped):

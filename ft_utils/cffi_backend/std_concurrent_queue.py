@@ -1,35 +1,135 @@
-"""StdConcurrentQueue on the cffi backend: queue.Queue's API over the core queue."""
+"""StdConcurrentQueue on the cffi backend: queue.Queue's API over the core queue.
 
+A drop-in: the arguments are read the way queue.Queue reads them (Lib/queue.py), in the
+same order, so the same calls succeed and the same calls fail with the same exception
+(see ft_utils/native/std_concurrent_queue.c, which does the same).
+"""
+
+import inspect
+import math
+import threading
 from types import GenericAlias
 
+from ft_utils._exceptions import Full, ShutDown
 from ft_utils.cffi_backend._api import document, lib
-from ft_utils.cffi_backend._blocking import FOREVER, NO_WAIT, call_blocking, deadline
+from ft_utils.cffi_backend._blocking import FOREVER, NO_WAIT, call_blocking
 from ft_utils.cffi_backend._object_queue import ObjectQueue
 
+# From this capacity on a queue is unbounded: no memory holds 2**60 items.
+_UNBOUNDED_FROM = 2**60
 
-def _as_maxsize(value):
-    if not isinstance(value, int):
-        raise TypeError(f"maxsize must be an int, not {type(value).__name__}")
-    return value if 0 < value < 2**63 else 0
+
+def _capacity_of_int(n):
+    return n if 0 < n < _UNBOUNDED_FROM else 0
+
+
+def _capacity(maxsize):
+    """The core capacity for maxsize (0: unbounded). queue.Queue is bounded when
+    maxsize > 0 and full when qsize() >= maxsize, that is at ceil(maxsize) items."""
+    if isinstance(maxsize, int):
+        return _capacity_of_int(maxsize)
+    if isinstance(maxsize, float):  # NaN and inf: never full in queue.Queue either
+        return math.ceil(maxsize) if 0 < maxsize < _UNBOUNDED_FROM else 0
+    kind = type(maxsize)
+    if isinstance(maxsize, complex) or not any(hasattr(kind, n) for n in ("__index__", "__int__", "__float__")):
+        raise TypeError(f"maxsize must be a real number, not {kind.__name__}")
+    if not maxsize > 0:
+        return 0
+    try:
+        ceiling = math.ceil(maxsize)
+    except OverflowError:  # an infinity (Decimal('Infinity')): never full
+        return 0
+    if not isinstance(ceiling, int):
+        raise TypeError(f"maxsize must be a real number, not {kind.__name__}")
+    return _capacity_of_int(ceiling)
+
+
+def _deadline(block, timeout):
+    """block and timeout into a core deadline, as queue.Queue reads them when it may
+    wait: `timeout < 0` raises ValueError, and the seconds are what `time() + timeout`
+    adds. NaN, or a timeout too long for the interpreter's locks, waits without limit."""
+    if not block:
+        return NO_WAIT
+    if timeout is None:
+        return FOREVER
+    if timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    seconds = 0.0 + timeout
+    if not isinstance(seconds, float):
+        if not hasattr(type(seconds), "__float__"):
+            raise TypeError(f"must be real number, not {type(seconds).__name__}")
+        seconds = float(seconds)
+    if seconds != seconds or seconds >= 9e9:
+        return FOREVER
+    if seconds <= 0:
+        return NO_WAIT
+    return lib.ftu_monotonic_ns() + int(seconds * 1e9) + 1
 
 
 @document
 class StdConcurrentQueue:
-    __slots__ = ("_queue", "__weakref__")
+    __slots__ = ("_queue", "_maxsize", "_capacity", "_lock", "__weakref__")
 
-    def __new__(cls, maxsize=0):
+    # As object.__new__ for queue.Queue: the arguments are __init__'s, so a subclass's
+    # __init__ may take any. The queue starts unbounded.
+    def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
-        self._queue = ObjectQueue(_as_maxsize(maxsize), lib.FTU_QUEUE_TASKS)
+        self._queue = ObjectQueue(0, lib.FTU_QUEUE_TASKS)
+        self._maxsize = 0
+        self._capacity = 0
+        self._lock = threading.Lock()  # keeps _maxsize and the core capacity in step
         return self
 
+    __new__.__signature__ = inspect.signature(lambda cls, maxsize=0: None)
+
+    def __init__(self, maxsize=0):
+        """queue.Queue.__init__(maxsize=0). Called again, it changes maxsize only."""
+        self.maxsize = maxsize
+
+    def _shut_down_first(self, for_get):
+        """After block or timeout were found wrong: queue.Queue looks at the shutdown
+        first (for get: once the queue is also empty)."""
+        queue = self._queue.queue
+        state = lib.ftu_queue_state(queue)
+        if state == lib.FTU_QUEUE_SHUT_IMMEDIATE or (
+                state == lib.FTU_QUEUE_SHUT and (not for_get or lib.ftu_queue_size(queue) == 0)):
+            raise ShutDown from None
+
     def put(self, /, item, block=True, timeout=None):
-        self._queue.push(item, deadline(timeout, block))
+        # block and timeout matter only if the queue is bounded (then whether or not it is full)
+        bounded = self._capacity > 0
+        deadline = NO_WAIT
+        if bounded:
+            try:
+                deadline = _deadline(block, timeout)
+            except Exception:
+                self._shut_down_first(False)
+                raise
+        try:
+            self._queue.push(item, deadline)
+            return
+        except Full:
+            if bounded:
+                raise
+        # maxsize was set meanwhile and the queue is full: a put into a bounded queue
+        try:
+            deadline = _deadline(block, timeout)
+        except Exception:
+            self._shut_down_first(False)
+            raise
+        self._queue.push(item, deadline)
 
     def get(self, /, block=True, timeout=None):
-        return self._queue.pop(deadline(timeout, block))
+        # block, and the timeout if block is true (whether or not an item is there)
+        try:
+            deadline = _deadline(block, timeout)
+        except Exception:
+            self._shut_down_first(True)
+            raise
+        return self._queue.pop(deadline)
 
-    def put_nowait(self, item, /):
-        self._queue.push(item, NO_WAIT)
+    def put_nowait(self, /, item):
+        self.put(item, False)
 
     def get_nowait(self, /):
         return self._queue.pop(NO_WAIT)
@@ -41,8 +141,8 @@ class StdConcurrentQueue:
         return self._queue.size() == 0
 
     def full(self, /):
-        maxsize = lib.ftu_queue_capacity(self._queue.queue)
-        return maxsize > 0 and self._queue.size() >= maxsize
+        capacity = lib.ftu_queue_capacity(self._queue.queue)
+        return capacity > 0 and self._queue.size() >= capacity
 
     def task_done(self, /):
         if lib.ftu_queue_task_done(self._queue.queue) == lib.FTU_TOO_MANY:
@@ -57,11 +157,19 @@ class StdConcurrentQueue:
 
     @property
     def maxsize(self):
-        return lib.ftu_queue_capacity(self._queue.queue)
+        return self._maxsize
 
     @maxsize.setter
     def maxsize(self, value):
-        lib.ftu_queue_set_capacity(self._queue.queue, _as_maxsize(value))
+        capacity = _capacity(value)
+        with self._lock:
+            self._maxsize = value
+            self._capacity = capacity
+            lib.ftu_queue_set_capacity(self._queue.queue, capacity)
+
+    @maxsize.deleter
+    def maxsize(self):
+        raise AttributeError("cannot delete maxsize")
 
     @property
     def unfinished_tasks(self):
@@ -71,8 +179,11 @@ class StdConcurrentQueue:
     def is_shutdown(self):
         return lib.ftu_queue_state(self._queue.queue) != lib.FTU_QUEUE_OPEN
 
+    def __reduce__(self):
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
     def __repr__(self):
         shut = " shut down" if self.is_shutdown else ""
-        return f"<{type(self).__name__} maxsize={self.maxsize} qsize={self.qsize()}{shut}>"
+        return f"<{type(self).__name__} maxsize={self._maxsize!r} qsize={self.qsize()}{shut}>"
 
     __class_getitem__ = classmethod(GenericAlias)

@@ -117,6 +117,7 @@ static PyMethodDef AtomicReference_methods[] = {
     {"compare_exchange", (PyCFunction)(void (*)(void))AtomicReference_compare_exchange, METH_FASTCALL,
      DOC_AtomicReference_compare_exchange},
     {"__reduce__", AtomicReference_reduce, METH_NOARGS, "Pickle and copy support."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
     {NULL, NULL, 0, NULL},
 };
 

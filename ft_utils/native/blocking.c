@@ -3,6 +3,17 @@
  * a core deadline, calling a core wait with the thread state detached (so that a
  * stop-the-world collection, or under a GIL another thread, is never held up by a
  * waiting thread) and letting signals in, and the queue exceptions.
+ *
+ * Wait detached, take attached: a reference taken out of a container the collector
+ * traverses (a queue, a gatherer) must move while the thread state is attached. A
+ * detached thread runs on during a collection (3.13t: stop-the-world stops only attached
+ * threads; with the GIL: the collector holds the GIL, which a detached thread does not
+ * need), and if the reference left the container between the collector's count of
+ * internal references and its marking of what is reachable, the object would be taken
+ * for garbage: its weak references cleared, its __del__ run, and then handed to the
+ * caller. So the core calls that take never run detached (ftu_call_taking); only waits
+ * do. Adding to a container detached is safe (ftu_call_blocking with a push): the caller
+ * holds its own reference to the object throughout.
  */
 #include "native.h"
 
@@ -93,20 +104,30 @@ int ftu_deadline(PyObject *timeout, int block, int64_t *deadline_ns) {
     return 0;
 }
 
+/* The main thread sleeps in slices: a signal that came while the core call was on its
+ * way to sleep (spinning, yielding) interrupted nothing, and is seen at the end of the
+ * slice instead of at the next wake-up, which may never come. 0 for other threads. */
+static int64_t first_slice(void) {
+    return PyThread_get_thread_ident() == main_thread_ident ? FTU_SIGNAL_SLICE_FIRST_NS : 0;
+}
+
+/* The end of the next wait: the deadline, or sooner, the end of the slice. */
+static int64_t next_until(int64_t deadline_ns, int64_t *slice) {
+    int64_t until = deadline_ns;
+    if (*slice) {
+        int64_t slice_end = ftu_monotonic_ns() + *slice;
+        if (until == FTU_WAIT_FOREVER || until > slice_end) until = slice_end;
+        *slice = *slice * 4 < FTU_SIGNAL_SLICE_MAX_NS ? *slice * 4 : FTU_SIGNAL_SLICE_MAX_NS;
+    }
+    return until;
+}
+
 int ftu_call_blocking(ftu_blocking_op op, void *arg, int64_t deadline_ns) {
     int status = op(arg, FTU_NO_WAIT); /* most calls need not wait: stay attached */
     if (status != FTU_TIMEOUT || deadline_ns == FTU_NO_WAIT) return status;
-    /* The main thread sleeps in slices: a signal that came while the core call was on
-     * its way to sleep (spinning, yielding) interrupted nothing, and is seen at the end
-     * of the slice instead of at the next wake-up, which may never come. */
-    int64_t slice = PyThread_get_thread_ident() == main_thread_ident ? FTU_SIGNAL_SLICE_FIRST_NS : 0;
+    int64_t slice = first_slice();
     for (;;) {
-        int64_t until = deadline_ns;
-        if (slice) {
-            int64_t slice_end = ftu_monotonic_ns() + slice;
-            if (until == FTU_WAIT_FOREVER || until > slice_end) until = slice_end;
-            slice = slice * 4 < FTU_SIGNAL_SLICE_MAX_NS ? slice * 4 : FTU_SIGNAL_SLICE_MAX_NS;
-        }
+        int64_t until = next_until(deadline_ns, &slice);
         Py_BEGIN_ALLOW_THREADS
         status = op(arg, until);
         Py_END_ALLOW_THREADS
@@ -114,6 +135,24 @@ int ftu_call_blocking(ftu_blocking_op op, void *arg, int64_t deadline_ns) {
         if (status != FTU_INTERRUPTED) return status;
         /* Run the handlers (Ctrl-C raises KeyboardInterrupt), else wait on. */
         if (PyErr_CheckSignals() < 0) return -1;
+    }
+}
+
+int ftu_call_taking(ftu_take_op take, ftu_blocking_op wait, void *arg, int64_t deadline_ns) {
+    int status = take(arg);
+    if (status != FTU_TIMEOUT || deadline_ns == FTU_NO_WAIT) return status;
+    int64_t slice = first_slice();
+    for (;;) {
+        int64_t until = next_until(deadline_ns, &slice);
+        int waited;
+        Py_BEGIN_ALLOW_THREADS
+        waited = wait(arg, until); /* takes nothing */
+        Py_END_ALLOW_THREADS
+        if (waited == FTU_TIMEOUT && until != deadline_ns) waited = FTU_INTERRUPTED; /* slice over */
+        /* Handlers first: one that raises leaves with nothing taken. */
+        if (waited == FTU_INTERRUPTED && PyErr_CheckSignals() < 0) return -1;
+        status = take(arg); /* attached: no collection runs while the reference moves */
+        if (status != FTU_TIMEOUT || waited == FTU_TIMEOUT) return status;
     }
 }
 

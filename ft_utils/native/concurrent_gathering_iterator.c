@@ -6,7 +6,13 @@
  * (csrc/ftu_gather.c). An iterator with clear=True takes that reference over; one with
  * clear=False increfs the value while still holding `lock`, which every take holds, so
  * a concurrent clearing take cannot release the value in between. Waiting for a key
- * happens in the core with the thread state detached, without taking anything.
+ * happens in the core with the thread state detached, without taking anything; takes
+ * happen attached (see blocking.c).
+ *
+ * One pass (the iterator that iterator() returns) may be shared by several threads:
+ * each value goes to exactly one of them, in key order, and all of them stop after
+ * max_key. The pass's next key is a cell: a thread takes that key and moves the cell on
+ * under `lock`, then wakes the pass's other waiters (ftu_gather_notify), who re-read it.
  */
 #include "native.h"
 
@@ -21,12 +27,13 @@ typedef struct {
     ftu_pylock lock; /* held by every take, never while waiting */
 } GathererObject;
 
-/* One pass over keys 0..max_key. */
+/* One pass over keys 0..max_key, which threads may share. */
 typedef struct {
     PyObject_HEAD
-    PyObject *owner; /* the ConcurrentGatheringIterator */
+    PyObject *owner;    /* the ConcurrentGatheringIterator: owned, kept until the pass dies
+                           (a thread may still be inside a take when another ends the pass) */
     ftu_gather *gather; /* owner's, read here so that a take does not read owner's first line */
-    int64_t next_key;
+    int64_t next_key;   /* a cell: ftu_i64_* only, changed under owner's lock */
     int64_t max_key;
     int clear;
     int local; /* yield LocalWrappers */
@@ -117,13 +124,39 @@ static PyObject *Gatherer_insert(PyObject *op, PyObject *const *args, Py_ssize_t
     return fail(op);
 }
 
+/* max_key: an int (or an object with __index__, not a bool... as range() takes it) that
+ * fits in int64; a negative one makes an empty pass. Keys stop at 2**63 - 1, so a
+ * larger max_key could never be reached: OverflowError at once, not a pass that hangs. */
+static int as_max_key(PyObject *value, const char *function, long long *max_key) {
+    PyObject *index = PyNumber_Index(value);
+    if (index == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Format(PyExc_TypeError, "%s() max_key must be an int, not %.200s", function,
+                         Py_TYPE(value)->tp_name);
+        }
+        return -1;
+    }
+    int overflow;
+    *max_key = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
+    if (*max_key == -1 && PyErr_Occurred()) return -1;
+    if (overflow) {
+        PyErr_Format(PyExc_OverflowError, "%s() max_key must be between -2**63 and 2**63 - 1, not %R", function,
+                     value);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *make_pass(PyObject *op, PyObject *args, PyObject *kwargs, int local) {
     static char *kwlist[] = {"max_key", "clear", NULL};
-    long long max_key;
+    PyObject *max_key_obj;
     int clear = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, local ? "L|p:iterator_local" : "L|p:iterator", kwlist, &max_key,
-                                     &clear))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, local ? "O|p:iterator_local" : "O|p:iterator", kwlist,
+                                     &max_key_obj, &clear))
         return NULL;
+    long long max_key;
+    if (as_max_key(max_key_obj, local ? "iterator_local" : "iterator", &max_key) < 0) return NULL;
     GatheringPassObject *pass = PyObject_GC_New(GatheringPassObject, &GatheringPass_Type);
     if (pass == NULL) return NULL;
     pass->owner = Py_NewRef(op);
@@ -146,55 +179,66 @@ static PyObject *Gatherer_iterator_local(PyObject *op, PyObject *args, PyObject 
 
 /* ---- the pass: an iterator over keys 0..max_key ----------------------------------------- */
 
-struct wait_call {
-    ftu_gather *gather;
-    int64_t key;
+#define PASS_OVER FTU_SHUTDOWN /* take's status once the pass is past max_key */
+
+struct pass_call {
+    GatheringPassObject *pass;
+    PyObject *value; /* set by a take that succeeds: a new reference */
 };
 
-static int wait_for_key(void *arg, int64_t deadline_ns) {
-    struct wait_call *call = arg;
-    uint64_t ignored;
-    return ftu_gather_take(call->gather, call->key, 0, &ignored, deadline_ns); /* takes nothing */
+/* Takes the pass's next key if it is there (attached, under the gatherer's lock). */
+static int pass_take(void *arg) {
+    struct pass_call *call = arg;
+    GatheringPassObject *pass = call->pass;
+    GathererObject *owner = (GathererObject *)pass->owner;
+    uint64_t word;
+    FTU_PYLOCK_ACQUIRE(owner->lock);
+    int64_t key = ftu_i64_load(&pass->next_key);
+    int status = PASS_OVER;
+    if (key <= pass->max_key) {
+        status = ftu_gather_take(pass->gather, key, pass->clear, &word, FTU_NO_WAIT);
+        if (status == FTU_OK) {
+            call->value = (PyObject *)(uintptr_t)word;
+            if (!pass->clear) Py_INCREF(call->value);
+            ftu_i64_store(&pass->next_key, key + 1);
+        }
+    }
+    FTU_PYLOCK_RELEASE(owner->lock);
+    if (status == FTU_OK) ftu_gather_notify(pass->gather); /* threads sharing the pass move on */
+    return status;
+}
+
+static int pass_wait(void *arg, int64_t deadline_ns) {
+    struct pass_call *call = arg;
+    return ftu_gather_wait(call->pass->gather, &call->pass->next_key, deadline_ns);
 }
 
 static PyObject *GatheringPass_next(PyObject *op) {
     GatheringPassObject *pass = (GatheringPassObject *)op;
-    if (pass->owner == NULL || pass->next_key > pass->max_key) {
-        Py_CLEAR(pass->owner);
-        return NULL;
+    if (pass->owner == NULL) return NULL; /* cleared by the collector */
+    struct pass_call call = {pass, NULL};
+    int status = ftu_call_taking(pass_take, pass_wait, &call, FTU_WAIT_FOREVER);
+    if (status == FTU_OK) {
+        if (!pass->local) return call.value;
+        PyObject *wrapper = ftu_local_wrap(call.value);
+        Py_DECREF(call.value);
+        return wrapper;
     }
-    GathererObject *owner = (GathererObject *)pass->owner;
-    PyObject *value = NULL;
-    for (;;) {
-        uint64_t word;
-        FTU_PYLOCK_ACQUIRE(owner->lock);
-        int status = ftu_gather_take(pass->gather, pass->next_key, pass->clear, &word, FTU_NO_WAIT);
-        if (status == FTU_OK) {
-            value = (PyObject *)(uintptr_t)word;
-            if (!pass->clear) Py_INCREF(value);
-        }
-        FTU_PYLOCK_RELEASE(owner->lock);
-        if (status == FTU_OK) break;
-        if (status == FTU_TIMEOUT) {
-            struct wait_call call = {pass->gather, pass->next_key};
-            status = ftu_call_blocking(wait_for_key, &call, FTU_WAIT_FOREVER);
-            if (status < 0) return NULL; /* a signal handler raised */
-        }
-        if (status == FTU_FAILED) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive");
-            return NULL;
-        }
+    if (status == FTU_FAILED) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive");
     }
-    pass->next_key++;
-    if (!pass->local) return value;
-    PyObject *wrapper = ftu_local_wrap(value);
-    Py_DECREF(value);
-    return wrapper;
+    return NULL; /* PASS_OVER: StopIteration; -1: a signal handler's exception */
 }
 
 static int GatheringPass_traverse(PyObject *op, visitproc visit, void *arg) {
     Py_VISIT(((GatheringPassObject *)op)->owner);
+    return 0;
+}
+
+/* Only for an unreachable pass: no thread is inside its next(). */
+static int GatheringPass_clear(PyObject *op) {
+    Py_CLEAR(((GatheringPassObject *)op)->owner);
     return 0;
 }
 
@@ -204,6 +248,11 @@ static void GatheringPass_dealloc(PyObject *op) {
     PyObject_GC_Del(op);
 }
 
+static PyMethodDef GatheringPass_methods[] = {
+    {"__reduce__", ftu_refuse_reduce, METH_NOARGS, FTU_REFUSE_REDUCE_DOC},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyTypeObject GatheringPass_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "ft_utils.concurrency.ConcurrentGatheringIteratorPass",
@@ -211,8 +260,10 @@ static PyTypeObject GatheringPass_Type = {
     .tp_dealloc = GatheringPass_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
     .tp_traverse = GatheringPass_traverse,
+    .tp_clear = GatheringPass_clear,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = GatheringPass_next,
+    .tp_methods = GatheringPass_methods,
 };
 
 static PyMethodDef Gatherer_methods[] = {
@@ -221,6 +272,8 @@ static PyMethodDef Gatherer_methods[] = {
      DOC_ConcurrentGatheringIterator_iterator},
     {"iterator_local", (PyCFunction)(void (*)(void))Gatherer_iterator_local, METH_VARARGS | METH_KEYWORDS,
      DOC_ConcurrentGatheringIterator_iterator_local},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {"__reduce__", ftu_refuse_reduce, METH_NOARGS, FTU_REFUSE_REDUCE_DOC},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,8 @@
  * ConcurrentQueue: an unbounded FIFO of objects over the core queue (csrc/ftu_queue.c).
  *
  * The queue holds one strong reference per object, as a word; pop hands that reference
- * to the caller. Waiting happens in the core with the thread state detached.
+ * to the caller. Waiting happens in the core with the thread state detached; taking,
+ * attached (see blocking.c: wait detached, take attached).
  */
 #include "native.h"
 
@@ -24,21 +25,53 @@ int ftu_check_scaling(PyObject *scaling, const char *type_name) {
     return 0;
 }
 
-static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+/* ConcurrentQueue(scaling=None, lock_free=False): *lock_free_given says whether lock_free
+ * was passed. */
+static int parse_arguments(PyObject *args, PyObject *kwargs, int *lock_free, int *lock_free_given) {
     static char *kwlist[] = {"scaling", "lock_free", NULL};
-    PyObject *scaling = Py_None;
-    int lock_free = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op:ConcurrentQueue", kwlist, &scaling, &lock_free)) return NULL;
-    if (ftu_check_scaling(scaling, "ConcurrentQueue") < 0) return NULL;
+    PyObject *scaling = Py_None, *lock_free_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:ConcurrentQueue", kwlist, &scaling, &lock_free_obj)) return -1;
+    if (ftu_check_scaling(scaling, "ConcurrentQueue") < 0) return -1;
+    *lock_free_given = lock_free_obj != NULL;
+    *lock_free = lock_free_obj == NULL ? 0 : PyObject_IsTrue(lock_free_obj);
+    return *lock_free < 0 ? -1 : 0;
+}
+
+static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs);
+
+/* The arguments go to __new__ and __init__ alike, as for any class; each takes them as its
+ * own unless a subclass overrides the other (object.__new__ and object.__init__ do the
+ * same), so a subclass's own __init__ may take any arguments, and pass lock_free on to
+ * super().__init__(). */
+static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    int lock_free = 0, given = 0;
+    if ((type->tp_new != ConcurrentQueue_new || type->tp_init == ConcurrentQueue_init) &&
+        parse_arguments(args, kwargs, &lock_free, &given) < 0)
+        return NULL;
     QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    self->lock_free = lock_free;
     self->queue = ftu_queue_new(0, FTU_QUEUE_PREFETCH | (lock_free ? FTU_QUEUE_SPIN : 0));
     if (self->queue == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
     return (PyObject *)self;
+}
+
+/* Checks the arguments; lock_free, if given, sets the wait mode (a subclass's __init__
+ * may pass it on to super().__init__()). */
+static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    PyTypeObject *type = Py_TYPE(op);
+    if (type->tp_init == ConcurrentQueue_init && type->tp_new != ConcurrentQueue_new) return 0; /* __new__'s */
+    int lock_free, given;
+    if (parse_arguments(args, kwargs, &lock_free, &given) < 0) return -1;
+    if (given) ftu_queue_set_spin(queue_of(op), lock_free);
+    return 0;
+}
+
+PyObject *ftu_refuse_reduce(PyObject *op, PyObject *Py_UNUSED(unused)) {
+    PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", ftu_type_name(Py_TYPE(op)));
+    return NULL;
 }
 
 /* Releases every object left in q. */
@@ -91,15 +124,20 @@ struct pop_call {
     uint64_t word;
 };
 
-static int pop_op(void *arg, int64_t deadline_ns) {
+static int pop_take(void *arg) {
     struct pop_call *call = arg;
-    return ftu_queue_pop(call->queue, &call->word, deadline_ns);
+    return ftu_queue_pop(call->queue, &call->word, FTU_NO_WAIT);
+}
+
+static int pop_wait(void *arg, int64_t deadline_ns) {
+    struct pop_call *call = arg;
+    return ftu_queue_wait_pop(call->queue, deadline_ns);
 }
 
 /* The popped object (a new reference), or NULL with Empty / ShutDown / a signal's error. */
 PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns) {
     struct pop_call call = {queue, 0};
-    int status = ftu_call_blocking(pop_op, &call, deadline_ns);
+    int status = ftu_call_taking(pop_take, pop_wait, &call, deadline_ns);
     switch (status) {
     case FTU_OK:
         return (PyObject *)(uintptr_t)call.word;
@@ -158,7 +196,7 @@ static PyObject *ConcurrentQueue_repr(PyObject *op) {
     QueueObject *self = (QueueObject *)op;
     static const char *const states[] = {"", ", shut down", ", shut down immediately"};
     return PyUnicode_FromFormat("<%s size=%lld%s%s>", ftu_type_name(Py_TYPE(op)),
-                                (long long)ftu_queue_size(self->queue), self->lock_free ? ", lock_free" : "",
+                                (long long)ftu_queue_size(self->queue), ftu_queue_spins(self->queue) ? ", lock_free" : "",
                                 states[ftu_queue_state(self->queue)]);
 }
 
@@ -171,6 +209,8 @@ static PyMethodDef ConcurrentQueue_methods[] = {
      DOC_ConcurrentQueue_shutdown},
     {"size", ConcurrentQueue_size, METH_NOARGS, DOC_ConcurrentQueue_size},
     {"empty", ConcurrentQueue_empty, METH_NOARGS, DOC_ConcurrentQueue_empty},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {"__reduce__", ftu_refuse_reduce, METH_NOARGS, FTU_REFUSE_REDUCE_DOC},
     {NULL, NULL, 0, NULL},
 };
 
@@ -186,6 +226,7 @@ PyTypeObject ConcurrentQueue_Type = {
     .tp_clear = QueueObject_clear,
     .tp_weaklistoffset = offsetof(QueueObject, weakreflist),
     .tp_methods = ConcurrentQueue_methods,
+    .tp_init = ConcurrentQueue_init,
     .tp_new = ConcurrentQueue_new,
 };
 

@@ -504,6 +504,7 @@ static PyNumberMethods LocalWrapper_as_number = {
 static PyMethodDef LocalWrapper_methods[] = {
     {"__format__", LocalWrapper_format, METH_O, "Format the wrapped object."},
     {"__dir__", LocalWrapper_dir, METH_NOARGS, "dir() of the wrapped object."},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
     {NULL, NULL, 0, NULL},
 };
 

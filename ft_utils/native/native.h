@@ -50,7 +50,6 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     ftu_queue *queue;
-    int lock_free; /* ConcurrentQueue(lock_free=True); 0 for StdConcurrentQueue */
     PyObject *weakreflist;
 } QueueObject;
 
@@ -97,8 +96,20 @@ int ftu_deadline(PyObject *timeout, int block, int64_t *deadline_ns);
 typedef int (*ftu_blocking_op)(void *arg, int64_t deadline_ns);
 /* Tries op without waiting; if it must wait, calls it again with the thread state
  * detached, running signal handlers whenever a signal interrupts the wait. Returns the
- * core status, or -1 with the exception of a signal handler (KeyboardInterrupt). */
+ * core status, or -1 with the exception of a signal handler (KeyboardInterrupt). Only
+ * for calls that take nothing out of what the collector traverses (a push, a join). */
 int ftu_call_blocking(ftu_blocking_op op, void *arg, int64_t deadline_ns);
+
+/* A core call that takes without waiting: FTU_OK, FTU_TIMEOUT (nothing yet) or another
+ * status that ends the call. */
+typedef int (*ftu_take_op)(void *arg);
+/* For calls that take a reference out of a container the collector traverses: calls
+ * take with the thread state attached; while it finds nothing, calls wait (which takes
+ * nothing) detached until the deadline, then take again. Signal handlers run as in
+ * ftu_call_blocking, before any take, so one that raises leaves with nothing taken.
+ * Returns take's status (FTU_TIMEOUT once the deadline has passed), or -1 with the
+ * exception of a signal handler. */
+int ftu_call_taking(ftu_take_op take, ftu_blocking_op wait, void *arg, int64_t deadline_ns);
 
 /* Parses METH_FASTCALL | METH_KEYWORDS arguments by name (names NULL-terminated); the
  * first `required` are required; missing optional ones are set to NULL. */
@@ -118,6 +129,11 @@ int ftu_visit_object(uint64_t word, void *arg);
 int ftu_check_scaling(PyObject *scaling, const char *type_name);
 void ftu_queue_release_all(ftu_queue *q);
 PyObject *ftu_queue_pop_object(ftu_queue *queue, int64_t deadline_ns);
+/* __reduce__ of the types that refuse copy.copy, copy.deepcopy and pickle (the queues
+ * and the gatherer, as queue.SimpleQueue does): TypeError "cannot pickle 'Name' object".
+ * A subclass may define its own __reduce__. */
+PyObject *ftu_refuse_reduce(PyObject *op, PyObject *unused);
+#define FTU_REFUSE_REDUCE_DOC "Raise TypeError: this object is shared between threads, not copied or pickled."
 /* tp_traverse, tp_clear and tp_dealloc of both queue types (QueueObject). */
 int QueueObject_traverse(PyObject *op, visitproc visit, void *arg);
 int QueueObject_clear(PyObject *op);

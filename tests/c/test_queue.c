@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "check.h"
@@ -63,6 +64,61 @@ static void test_capacity(void) {
     ftu_queue_set_capacity(q, 0);
     CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_OK, "unbounded again");
     CHECK(ftu_queue_size(q) == 3, "size");
+    ftu_queue_free(q);
+}
+
+/* Only a queue that counts free places can be bounded later: the others say so. */
+static void test_set_capacity_needs_counting(void) {
+    ftu_queue *q = ftu_queue_new(0, 0);
+    CHECK(ftu_queue_set_capacity(q, 2) == FTU_UNSUPPORTED, "set_capacity on a queue that does not count");
+    CHECK(ftu_queue_capacity(q) == 0, "capacity unchanged");
+    for (int i = 0; i < 5; i++) CHECK(ftu_queue_push(q, 1, FTU_NO_WAIT) == FTU_OK, "still unbounded");
+    ftu_queue_free(q);
+    int flags[] = {FTU_QUEUE_BOUNDABLE, FTU_QUEUE_TASKS, FTU_QUEUE_BOUNDABLE | FTU_QUEUE_SPIN};
+    for (int f = 0; f < 3; f++) {
+        q = ftu_queue_new(0, flags[f]);
+        CHECK(ftu_queue_push(q, 1, FTU_NO_WAIT) == FTU_OK, "push");
+        CHECK(ftu_queue_set_capacity(q, 2) == FTU_OK, "flags %d: set_capacity", flags[f]);
+        CHECK(ftu_queue_capacity(q) == 2, "flags %d: capacity reads 2", flags[f]);
+        CHECK(ftu_queue_push(q, 2, FTU_NO_WAIT) == FTU_OK, "flags %d: second push", flags[f]);
+        CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_TIMEOUT, "flags %d: third push refused", flags[f]);
+        CHECK(ftu_queue_set_capacity(q, INT64_MAX) == FTU_OK && ftu_queue_capacity(q) == 0,
+              "flags %d: a huge capacity is unbounded", flags[f]);
+        CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_OK, "flags %d: unbounded again", flags[f]);
+        ftu_queue_free(q);
+    }
+}
+
+/* ftu_queue_wait_pop waits without taking. */
+static void *push_42_later(void *arg) {
+    sleep_ms(30);
+    ftu_queue_push(arg, 42, FTU_NO_WAIT);
+    return NULL;
+}
+
+static void test_wait_pop(int flags) {
+    ftu_queue *q = ftu_queue_new(0, flags);
+    uint64_t w = 0;
+    int64_t start = ftu_monotonic_ns();
+    CHECK(ftu_queue_wait_pop(q, FTU_NO_WAIT) == FTU_TIMEOUT, "nothing to wait for");
+    CHECK(ftu_queue_wait_pop(q, start + 20 * MS) == FTU_TIMEOUT, "timed wait on empty");
+    CHECK(ftu_monotonic_ns() - start >= 20 * MS, "waited its timeout");
+    pthread_t thread;
+    pthread_create(&thread, NULL, push_42_later, q);
+    CHECK(ftu_queue_wait_pop(q, ftu_monotonic_ns() + 5000 * MS) == FTU_OK, "woken by a push");
+    pthread_join(thread, NULL);
+    CHECK(ftu_queue_size(q) == 1, "the wait took nothing");
+    CHECK(ftu_queue_wait_pop(q, FTU_WAIT_FOREVER) == FTU_OK, "a word is there: no wait");
+    CHECK(ftu_queue_pop(q, &w, FTU_NO_WAIT) == FTU_OK && w == 42, "then the pop takes it");
+    /* the wait mode can change while the queue is in use */
+    CHECK(ftu_queue_spins(q) == ((flags & FTU_QUEUE_SPIN) != 0), "spins as created");
+    ftu_queue_set_spin(q, !(flags & FTU_QUEUE_SPIN));
+    CHECK(ftu_queue_spins(q) == !(flags & FTU_QUEUE_SPIN), "spin mode switched");
+    pthread_create(&thread, NULL, push_42_later, q);
+    CHECK(ftu_queue_pop(q, &w, ftu_monotonic_ns() + 5000 * MS) == FTU_OK && w == 42, "a wait in the other mode");
+    pthread_join(thread, NULL);
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_wait_pop(q, FTU_WAIT_FOREVER) == FTU_OK, "shut down: nothing to wait for");
     ftu_queue_free(q);
 }
 
@@ -117,6 +173,8 @@ struct mpmc {
     ftu_queue *q;
     int timeout_ms; /* consumers' per-pop timeout; 0 = wait forever */
     int tasks;      /* consumers call task_done after each pop */
+    int split;      /* consumers wait with ftu_queue_wait_pop, then pop without waiting,
+                       as the Python binding does */
     int task_errors;
     pthread_barrier_t start;
     unsigned char seen[PRODUCERS][PER_PRODUCER];
@@ -141,6 +199,20 @@ static void *producer(void *arg) {
     return NULL;
 }
 
+/* A pop the way the Python binding does it: wait (detached, there) without taking,
+ * then take without waiting (attached). */
+static int pop_split(ftu_queue *q, uint64_t *word, int64_t deadline) {
+    for (;;) {
+        int result = ftu_queue_pop(q, word, FTU_NO_WAIT);
+        if (result != FTU_TIMEOUT || deadline == FTU_NO_WAIT) return result;
+        int waited = ftu_queue_wait_pop(q, deadline);
+        if (waited != FTU_OK) {
+            result = ftu_queue_pop(q, word, FTU_NO_WAIT); /* a word may have come as it ended */
+            return result == FTU_TIMEOUT ? waited : result;
+        }
+    }
+}
+
 static void *consumer(void *arg) {
     struct worker *w = arg;
     struct mpmc *t = w->t;
@@ -152,7 +224,7 @@ static void *consumer(void *arg) {
     for (;;) {
         uint64_t word;
         int64_t deadline = t->timeout_ms ? ftu_monotonic_ns() + t->timeout_ms * MS : FTU_WAIT_FOREVER;
-        int result = ftu_queue_pop(t->q, &word, deadline);
+        int result = t->split ? pop_split(t->q, &word, deadline) : ftu_queue_pop(t->q, &word, deadline);
         if (result == FTU_SHUTDOWN) break;
         if (result == FTU_TIMEOUT) {
             timeouts++;
@@ -173,10 +245,11 @@ static void *consumer(void *arg) {
     return NULL;
 }
 
-static void test_mpmc(int64_t capacity, int flags, int timeout_ms) {
+static void test_mpmc(int64_t capacity, int flags, int timeout_ms, int split) {
     struct mpmc *t = calloc(1, sizeof(struct mpmc));
     t->q = ftu_queue_new(capacity, flags);
     t->timeout_ms = timeout_ms;
+    t->split = split;
     t->tasks = (flags & FTU_QUEUE_TASKS) != 0;
     pthread_mutex_init(&t->mutex, NULL);
     pthread_barrier_init(&t->start, NULL, PRODUCERS + CONSUMERS);
@@ -195,8 +268,8 @@ static void test_mpmc(int64_t capacity, int flags, int timeout_ms) {
             duplicated += t->seen[p][i] > 1;
         }
     }
-    CHECK(lost == 0 && duplicated == 0, "capacity %" PRId64 " flags %d timeout %d: %ld lost, %ld duplicated",
-          capacity, flags, timeout_ms, lost, duplicated);
+    CHECK(lost == 0 && duplicated == 0, "capacity %" PRId64 " flags %d timeout %d split %d: %ld lost, %ld duplicated",
+          capacity, flags, timeout_ms, split, lost, duplicated);
     CHECK(t->order_errors == 0, "capacity %" PRId64 " flags %d: %d per-producer order errors", capacity, flags,
           t->order_errors);
     CHECK(ftu_queue_size(t->q) == 0, "size at the end");
@@ -293,6 +366,70 @@ static void test_watchers_and_freed_segments(int flags) {
     CHECK(taken == WATCHED_WORDS, "flags %d: %ld words taken of %d", flags, taken, WATCHED_WORDS);
     CHECK(atomic_load(&watch_calls) > 64, "the watchers were held (%ld watches)", (long)atomic_load(&watch_calls));
     ftu_queue_free(q);
+}
+
+/* Memory stays bounded by the contents: 8 consumers cycling through short waits (so
+ * that some consumer is nearly always watching the head slot, and some are preempted
+ * while watching: 2 CPUs, 11 threads) while one producer keeps fewer than 2000 words in
+ * the queue. Emptied segments used to wait for a moment with no watcher at all before
+ * being freed, and grew to tens of thousands (hundreds of MiB). */
+extern _Atomic long ftu_test_queue_segments;
+
+#define BOUNDED_WORDS 3000000
+#define BOUNDED_CONSUMERS 8
+
+struct bounded_test {
+    ftu_queue *q;
+    _Atomic int done;
+    _Atomic long taken;
+};
+
+static void *pop_with_short_waits(void *arg) {
+    struct bounded_test *t = arg;
+    uint64_t word;
+    long taken = 0;
+    for (;;) {
+        int result = ftu_queue_pop(t->q, &word, ftu_monotonic_ns() + MS / 5);
+        if (result == FTU_SHUTDOWN) break;
+        if (result == FTU_OK) taken++;
+    }
+    atomic_fetch_add(&t->taken, taken);
+    return NULL;
+}
+
+static void *busy_loop(void *arg) {
+    struct bounded_test *t = arg;
+    volatile unsigned long spin = 0;
+    while (!atomic_load(&t->done)) spin++;
+    return NULL;
+}
+
+static void test_retired_segments_bounded(int flags) {
+    struct bounded_test t = {ftu_queue_new(0, flags), 0, 0};
+    long before = atomic_load(&ftu_test_queue_segments), most = 0;
+    pthread_t consumers[BOUNDED_CONSUMERS], busy[2];
+    for (int i = 0; i < BOUNDED_CONSUMERS; i++) pthread_create(&consumers[i], NULL, pop_with_short_waits, &t);
+    for (int i = 0; i < 2; i++) pthread_create(&busy[i], NULL, busy_loop, &t);
+    int64_t give_up = ftu_monotonic_ns() + 20000 * MS;
+    uint64_t pushed = 0;
+    while (pushed < BOUNDED_WORDS && ftu_monotonic_ns() < give_up) {
+        if (ftu_queue_size(t.q) >= 2000) {
+            sched_yield();
+            continue;
+        }
+        for (int i = 0; i < 100; i++) ftu_queue_push(t.q, ++pushed, FTU_NO_WAIT);
+        long now = atomic_load(&ftu_test_queue_segments) - before;
+        if (now > most) most = now;
+    }
+    ftu_queue_shutdown(t.q, 0);
+    atomic_store(&t.done, 1);
+    for (int i = 0; i < BOUNDED_CONSUMERS; i++) pthread_join(consumers[i], NULL);
+    for (int i = 0; i < 2; i++) pthread_join(busy[i], NULL);
+    CHECK(atomic_load(&t.taken) == (long)pushed, "flags %d: %ld taken of %" PRIu64, flags, atomic_load(&t.taken),
+          pushed);
+    /* under 2000 words is 2 or 3 segments, plus the spare and a few retired */
+    CHECK(most <= 16, "flags %d: up to %ld segments for under 2000 words (%" PRIu64 " pushed)", flags, most, pushed);
+    ftu_queue_free(t.q);
 }
 
 struct waker {
@@ -411,6 +548,153 @@ static void test_gather_threads(void) {
     pthread_barrier_destroy(&t.start);
 }
 
+static void *fail_later(void *arg);
+
+/* One pass over keys 0..max shared by several threads, the way the Python bindings do it:
+ * the next key lives in a cell; a thread takes it under a lock (so a non-clearing reader
+ * could take its own reference safely), moves the cell on and notifies; a thread that
+ * finds the key missing waits on the cell. Every key must go to exactly one thread, and
+ * every thread must stop at the end (none left waiting for a key past max). */
+#define PASS_THREADS 6
+#define PASS_KEYS 20000
+
+struct shared_pass {
+    ftu_gather *g;
+    int64_t next_key; /* the cell */
+    int64_t max_key;
+    int clear;
+    pthread_mutex_t lock;
+    _Atomic int got[PASS_KEYS];
+    _Atomic int finished;
+};
+
+static void *pass_reader(void *arg) {
+    struct shared_pass *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        int64_t key = ftu_i64_load(&p->next_key);
+        if (key > p->max_key) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        uint64_t word;
+        int status = ftu_gather_take(p->g, key, p->clear, &word, FTU_NO_WAIT);
+        if (status == FTU_OK) ftu_i64_store(&p->next_key, key + 1);
+        pthread_mutex_unlock(&p->lock);
+        if (status == FTU_OK) {
+            ftu_gather_notify(p->g);
+            if (word == (uint64_t)key * 3) atomic_fetch_add(&p->got[key], 1);
+            continue;
+        }
+        if (status == FTU_FAILED) break;
+        ftu_gather_wait(p->g, &p->next_key, ftu_monotonic_ns() + 10000 * MS);
+    }
+    atomic_fetch_add(&p->finished, 1);
+    return NULL;
+}
+
+static void *insert_shuffled(void *arg) {
+    struct shared_pass *p = arg;
+    unsigned seed = 12345;
+    for (int64_t base = 0; base < PASS_KEYS; base += 100) { /* blocks of 100 keys, shuffled */
+        int64_t keys[100];
+        for (int i = 0; i < 100; i++) keys[i] = base + i;
+        for (int i = 99; i > 0; i--) {
+            seed = seed * 1103515245u + 12345u;
+            int j = (int)(seed % (unsigned)(i + 1));
+            int64_t tmp = keys[i];
+            keys[i] = keys[j];
+            keys[j] = tmp;
+        }
+        for (int i = 0; i < 100; i++) ftu_gather_insert(p->g, keys[i], (uint64_t)keys[i] * 3);
+    }
+    return NULL;
+}
+
+static void test_gather_shared_pass(int clear, int inserted_first) {
+    struct shared_pass *p = calloc(1, sizeof(struct shared_pass));
+    p->g = ftu_gather_new();
+    p->max_key = PASS_KEYS - 1;
+    p->clear = clear;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_t inserter_thread, readers[PASS_THREADS];
+    if (inserted_first) insert_shuffled(p);
+    for (int i = 0; i < PASS_THREADS; i++) pthread_create(&readers[i], NULL, pass_reader, p);
+    if (!inserted_first) pthread_create(&inserter_thread, NULL, insert_shuffled, p);
+    if (!inserted_first) pthread_join(inserter_thread, NULL);
+    for (int i = 0; i < PASS_THREADS; i++) pthread_join(readers[i], NULL);
+    int wrong = 0;
+    for (int k = 0; k < PASS_KEYS; k++) wrong += atomic_load(&p->got[k]) != 1;
+    CHECK(wrong == 0, "shared pass (clear %d, inserted first %d): %d keys not taken exactly once", clear,
+          inserted_first, wrong);
+    CHECK(atomic_load(&p->finished) == PASS_THREADS, "every reader stopped at the end");
+    CHECK(ftu_gather_size(p->g) == (clear ? 0 : PASS_KEYS), "size after the pass");
+    ftu_gather_free(p->g);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* ftu_gather_wait: wakes when the key arrives, when the cell moves, and on failure. */
+struct cell_mover {
+    ftu_gather *g;
+    int64_t *cell;
+    int insert; /* insert key 3 instead of moving the cell */
+};
+
+static void *move_cell_later(void *arg) {
+    struct cell_mover *m = arg;
+    sleep_ms(30);
+    if (m->insert) {
+        ftu_gather_insert(m->g, 3, 33);
+    } else {
+        ftu_i64_store(m->cell, 4);
+        ftu_gather_notify(m->g);
+    }
+    return NULL;
+}
+
+static void test_gather_wait(void) {
+    for (int insert = 0; insert <= 1; insert++) {
+        ftu_gather *g = ftu_gather_new();
+        int64_t cell = 3;
+        CHECK(ftu_gather_wait(g, &cell, FTU_NO_WAIT) == FTU_TIMEOUT, "key absent");
+        struct cell_mover m = {g, &cell, insert};
+        pthread_t thread;
+        pthread_create(&thread, NULL, move_cell_later, &m);
+        CHECK(ftu_gather_wait(g, &cell, ftu_monotonic_ns() + 5000 * MS) == FTU_OK, "woken (insert %d)", insert);
+        pthread_join(thread, NULL);
+        CHECK(ftu_i64_load(&cell) == (insert ? 3 : 4), "the cell");
+        CHECK(ftu_gather_size(g) == insert, "the wait took nothing");
+        ftu_gather_free(g);
+    }
+    ftu_gather *g = ftu_gather_new();
+    int64_t cell = 0;
+    pthread_t thread;
+    pthread_create(&thread, NULL, fail_later, g);
+    CHECK(ftu_gather_wait(g, &cell, ftu_monotonic_ns() + 5000 * MS) == FTU_FAILED, "fail wakes the waiter");
+    pthread_join(thread, NULL);
+    ftu_gather_free(g);
+}
+
+/* Draining n entries one call at a time is linear: 300,000 entries used to take about
+ * 45 billion probe steps (minutes) when each call scanned from slot 0. */
+static void test_gather_drain_all(void) {
+    ftu_gather *g = ftu_gather_new();
+    for (int64_t k = 0; k < 300000; k++) ftu_gather_insert(g, k, (uint64_t)k);
+    int64_t key, start = ftu_monotonic_ns();
+    uint64_t w;
+    long drained = 0, right = 0;
+    while (ftu_gather_drain(g, &key, &w) == FTU_OK) {
+        drained++;
+        right += (uint64_t)key == w;
+        if (drained % 1000 == 0) ftu_gather_insert(g, 1000000 + drained, 1000000 + (uint64_t)drained); /* refills */
+    }
+    CHECK(drained == 300000 + 300 && right == drained, "drained %ld entries, %ld right", drained, right);
+    CHECK(ftu_gather_size(g) == 0, "empty after draining");
+    CHECK(ftu_monotonic_ns() - start < 10000 * MS, "draining took %" PRId64 " ms", (ftu_monotonic_ns() - start) / MS);
+    ftu_gather_free(g);
+}
+
 static void *fail_later(void *arg) {
     sleep_ms(30);
     ftu_gather_fail(arg);
@@ -444,6 +728,9 @@ int main(void) {
     test_fifo_and_size(FTU_QUEUE_SPIN);
     test_fifo_and_size(FTU_QUEUE_PREFETCH); /* words that are not addresses: only a hint */
     test_capacity();
+    test_set_capacity_needs_counting();
+    test_wait_pop(0);
+    test_wait_pop(FTU_QUEUE_SPIN);
     test_shutdown();
     test_tasks();
     test_blocked_pop_is_woken(0);
@@ -453,15 +740,25 @@ int main(void) {
     test_zero_words(FTU_QUEUE_SPIN);
     test_watchers_and_freed_segments(0);
     test_watchers_and_freed_segments(FTU_QUEUE_SPIN);
+    test_retired_segments_bounded(0);
+    test_retired_segments_bounded(FTU_QUEUE_SPIN);
     int modes[] = {0, FTU_QUEUE_SPIN, FTU_QUEUE_PREFETCH | FTU_QUEUE_SPIN};
     for (int m = 0; m < 3; m++) {
-        test_mpmc(0, modes[m], 0);
-        test_mpmc(8, modes[m], 0);
-        test_mpmc(0, modes[m] | FTU_QUEUE_TASKS, 1); /* consumers time out all the time */
-        test_mpmc(4, modes[m], 1);
+        for (int split = 0; split <= 1; split++) {
+            test_mpmc(0, modes[m], 0, split);
+            test_mpmc(8, modes[m], 0, split);
+            test_mpmc(0, modes[m] | FTU_QUEUE_TASKS, 1, split); /* consumers time out all the time */
+            test_mpmc(4, modes[m], 1, split);
+        }
     }
     test_gather_single();
     test_gather_threads();
+    test_gather_wait();
+    test_gather_drain_all();
+    for (int clear = 0; clear <= 1; clear++) {
+        test_gather_shared_pass(clear, 0);
+        test_gather_shared_pass(clear, 1);
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
