@@ -298,6 +298,21 @@ class Declines:
         return "Declines()"
 
 
+class IntSubclass(int):
+    """An int subclass with its own reflected methods: for an int, Python asks them first.
+    (As a left operand its methods see the AtomicInt64 itself, as for any class: like
+    int's, they decline what is not an int.)"""
+
+    def __radd__(self, other):
+        return ("radd", type(other).__name__, other) if type(other) is int else NotImplemented
+
+    def __gt__(self, other):
+        return ("gt", type(other).__name__, other) if type(other) is int else NotImplemented
+
+    def __repr__(self):
+        return f"IntSubclass({int(self)})"
+
+
 OTHERS = st.one_of(
     st.integers(-(2**200), 2**200),
     st.sampled_from([0, 1, -1, 2, 63, 64, 2**63, -(2**63) - 1, 2**64, 10**30]),
@@ -310,7 +325,7 @@ OTHERS = st.one_of(
     st.sampled_from([Decimal("7"), Decimal("7.0"), Decimal("-0"), Decimal("NaN"), Decimal("Infinity"), Decimal("1E+30")]),
     st.complex_numbers(),
     st.sampled_from([7 + 0j, 1j, complex(math.nan, 0), complex(math.inf, 1)]),
-    st.sampled_from([Tagged(), Declines(), "ab", None, [1], (), Index(3)]),
+    st.sampled_from([Tagged(), Declines(), "ab", None, [1], (), Index(3), IntSubclass(3), IntSubclass(-2)]),
 )
 
 READING = [
