@@ -654,3 +654,20 @@ def test_threads_wrap_objects_of_many_classes_at_once(backend):
         return True
 
     assert all(run_threads(8, work))
+
+
+def test_documented_limits(backend):
+    """What docs/local_wrapper.md lists as out of a wrapper's reach stays as documented."""
+    W = backend.LocalWrapper
+    for convert in (int, float, complex):
+        with pytest.raises(TypeError):
+            convert(W("12"))
+    with pytest.raises(TypeError):
+        os.fspath(W("a/b"))
+    with pytest.raises(TypeError):
+        memoryview(W(b"ab"))
+    with pytest.raises(TypeError):
+        W(list)[int]
+    x = original = [1]
+    x += W([2])  # Python asks the wrapper's __radd__ before the list's in-place concatenation
+    assert x == [1, 2] and original == [1]
