@@ -98,7 +98,8 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
     "ConcurrentDict.update": (
         "(self, other=(), /, **kwargs)",
         "Store the pairs of other (a mapping or an iterable of key, value pairs) and of\n"
-        "kwargs, as dict.update does. Each pair is stored atomically, not the whole update.",
+        "kwargs, as dict.update does. Each pair is stored atomically, not the whole update.\n"
+        "As in a dict subclass, the pairs do not go through an overriding __setitem__.",
     ),
     "ConcurrentDict.clear": ("(self, /)", "Remove every key (one shard at a time)."),
     "ConcurrentDict.copy": ("(self, /)", "Return a new ConcurrentDict with the same pairs and scaling."),

@@ -1,17 +1,26 @@
 """Backend selection and parity: both backends present the same public API, with the
 same names, signatures and docstrings (checked against the shared table)."""
 
+import copy
 import inspect
+import operator
 import os
+import pickle
+import queue
+import re
 import subprocess
 import sys
+import weakref
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
 import ft_utils
 from ft_utils import _backend, _docstrings
 
-from conftest import BACKENDS, FREE_THREADED
+from conftest import FREE_THREADED
 
 
 def run_python(code, **env):
@@ -145,7 +154,7 @@ def test_matches_docstring_table(backend, class_name):
     assert not missing, f"{class_name} lacks {sorted(missing)}"
 
 
-@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs both backends in this run")
+@pytest.mark.skipif(len(_backend.available()) < 2, reason="needs both backends on this interpreter")
 def test_backends_agree():
     native, cffi = _backend.load("native"), _backend.load("cffi")
     for name in _backend.PUBLIC_NAMES:
@@ -162,13 +171,6 @@ def test_backends_agree():
 # StdConcurrentQueue the same operation also runs on queue.Queue, the class it replaces:
 # its outcome must be ours, unless the case names the documented difference (the phrase
 # must appear in docs/std_concurrent_queue.md).
-
-import copy
-import pickle
-import queue
-from decimal import Decimal
-from fractions import Fraction
-from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NAN, INF = float("nan"), float("inf")
@@ -276,6 +278,17 @@ _PICKLING_FAILS = ("TypeError", "PicklingError")
 
 # (case, operation on the queue class, expected outcome, queue.Queue's outcome if it
 # differs: one outcome, or a tuple of the outcomes it may have)
+class _NeverPositive(int):
+    """An int whose own comparison says it is not above zero: Queue asks it, so do we."""
+
+    def __gt__(self, other):
+        return False
+
+
+class _Float(float):
+    pass
+
+
 STD_CASES = [
     # maxsize: any number queue.Queue can compare; read back as given
     ("maxsize default", lambda Q: Q().maxsize, "= 0", None),
@@ -294,6 +307,9 @@ STD_CASES = [
      f"= ({2**61 - 1}, 5, False)", None),
     ("maxsize 2**63", lambda Q: (Q(2**63).maxsize, fill(Q(2**63))), f"= ({2**63}, 5)", None),
     ("maxsize 2**70", lambda Q: (Q(2**70).maxsize, fill(Q(2**70))), f"= ({2**70}, 5)", None),
+    ("maxsize int subclass that is never > 0", lambda Q: (lambda q: (q.maxsize, fill(q), q.full()))(Q(_NeverPositive(3))),
+     "= (3, 5, False)", None),
+    ("maxsize float subclass", lambda Q: fill(Q(_Float(2.5))), "= 3", None),
     ("maxsize None then put", lambda Q: Q(None).put(1), "TypeError", None),
     ("maxsize None", lambda Q: Q(None).maxsize, "TypeError", "= None"),
     ("maxsize str", lambda Q: Q("3").maxsize, "TypeError", "= '3'"),
@@ -579,3 +595,92 @@ def test_a_subclass_may_define_its_own_reduce(backend, class_name):
     cls = _picklable_subclass(backend, class_name)
     assert type(pickle.loads(pickle.dumps(cls()))) is cls
     assert type(copy.copy(cls())) is cls and type(copy.deepcopy(cls())) is cls
+
+
+# ---- parity of behaviour: the built-in protocols ------------------------------------------
+# The names and docstrings above can agree while behaviour differs: reversed() was a
+# TypeError on native and walked the sequence protocol (d[len(d) - 1], ...) on cffi.
+# Each probe applies one built-in operation to an instance of each class on both
+# backends; the outcomes (the value when it is a plain one, else "an object", or the
+# exception type) must be equal. No probe consumes or waits on a queue or iterator.
+
+PARITY_INSTANCES = {
+    "AtomicInt64": lambda m: m.AtomicInt64(3),
+    "AtomicReference": lambda m: m.AtomicReference([1]),
+    "AtomicFlag": lambda m: m.AtomicFlag(True),
+    "ConcurrentDict": lambda m: _filled_dict(m),
+    "ConcurrentQueue": lambda m: m.ConcurrentQueue(),
+    "StdConcurrentQueue": lambda m: m.StdConcurrentQueue(),
+    "ConcurrentGatheringIterator": lambda m: m.ConcurrentGatheringIterator(),
+    "LocalWrapper": lambda m: m.LocalWrapper([1, 2]),
+}
+
+
+def _filled_dict(module):
+    d = module.ConcurrentDict(4)
+    d.update({0: "zero", 1: "one"})
+    return d
+
+
+PROTOCOL_PROBES = {
+    "reversed(x)": reversed,
+    "iter(x)": iter,
+    "len(x)": len,
+    "bool(x)": bool,
+    "hash(x)": lambda x: hash(x) is not None,
+    "0 in x": lambda x: 0 in x,
+    "x[0]": lambda x: x[0],
+    "x[0] = 1": lambda x: operator.setitem(x, 0, 1),
+    "del x[5]": lambda x: operator.delitem(x, 5),
+    "x == x": lambda x: x == x,
+    "x < x": lambda x: x < x,
+    "x + 1": lambda x: x + 1,
+    "x | x": lambda x: x | x,
+    "-x": operator.neg,
+    "abs(x)": abs,
+    "int(x)": int,
+    "float(x)": float,
+    "operator.index(x)": operator.index,
+    "round(x)": round,
+    "x()": lambda x: x(),
+    "format(x, '')": lambda x: format(x, ""),
+    "str(x)": str,
+    "bytes(x)": bytes,
+    "length_hint(x)": operator.length_hint,
+    "copy.copy(x)": copy.copy,
+    "copy.deepcopy(x)": copy.deepcopy,
+    "weakref.ref(x)": lambda x: weakref.ref(x)() is x,
+    "x.attr = 1": lambda x: setattr(x, "attr", 1),
+    "vars(x)": lambda x: sorted(vars(x)),
+}
+
+# Differences the probes may skip, each with its reason; none today, so that any
+# difference fails.
+KNOWN_PROTOCOL_DIFFERENCES = set()
+
+
+def _outcome(probe, obj):
+    try:
+        result = probe(obj)
+    except Exception as exc:  # the type is the outcome
+        return "raises " + type(exc).__name__
+    if isinstance(result, str):
+        return re.sub(r" at 0x[0-9a-f]+", "", result)
+    if result is None or isinstance(result, (bool, int, float, list, tuple)):
+        return result
+    return "an object"
+
+
+@pytest.mark.skipif(len(_backend.available()) < 2, reason="needs both backends on this interpreter")
+@pytest.mark.parametrize("class_name", _backend.PUBLIC_NAMES)
+def test_backends_agree_on_builtin_protocols(class_name):
+    native, cffi = _backend.load("native"), _backend.load("cffi")
+    make = PARITY_INSTANCES[class_name]
+    differences = []
+    for name, probe in PROTOCOL_PROBES.items():
+        if (class_name, name) in KNOWN_PROTOCOL_DIFFERENCES:
+            continue
+        on_native, on_cffi = _outcome(probe, make(native)), _outcome(probe, make(cffi))
+        if on_native != on_cffi:
+            differences.append(f"{name}: native {on_native!r}, cffi {on_cffi!r}")
+    assert not differences, f"{class_name} behaves differently:\n" + "\n".join(differences)

@@ -1,6 +1,7 @@
 """ConcurrentDict on every backend: dict behaviour, errors, atomic compound operations,
 GC and weakrefs, a hypothesis state machine against a plain dict, and threads."""
 
+import collections.abc
 import copy
 import gc
 import pickle
@@ -343,6 +344,208 @@ def test_subclass(backend):
     s["a"] = 1
     assert s.extra() == 1 and isinstance(s, backend.ConcurrentDict)
     assert repr(s) == "Sub({'a': 1})"
+
+
+def test_not_reversible(backend):
+    """Iteration order is by shard, not insertion: there is no order to reverse, so
+    reversed() is a TypeError (never the sequence protocol's d[len(d) - 1], ...)."""
+    d = backend.ConcurrentDict()
+    d.update({0: "zero", 1: "one"})
+    with pytest.raises(TypeError):
+        reversed(d)
+    with pytest.raises(TypeError):
+        reversed(backend.ConcurrentDict())
+    assert not isinstance(d, collections.abc.Reversible)
+    assert sorted(reversed(d.keys())) == [0, 1]  # the snapshots are lists
+
+    class Ordered(backend.ConcurrentDict):
+        def __reversed__(self):
+            return reversed(sorted(self.keys()))
+
+    o = Ordered()
+    o.update(d)
+    assert list(reversed(o)) == [1, 0]
+
+
+def test_exhausted_iterator_stays_exhausted(backend):
+    d = backend.ConcurrentDict(3)
+    d.update((i, i) for i in range(10))
+    it = iter(d)
+    assert iter(it) is it
+    assert sorted(it) == list(range(10))
+    d["late"] = 1
+    assert list(it) == [] and next(it, "end") == "end"
+
+
+# ---- subclasses behave as dict subclasses do ------------------------------------------------
+# Each test runs the same code on a dict subclass and on a ConcurrentDict subclass.
+
+
+def bases(backend):
+    return [(dict, "dict"), (backend.ConcurrentDict, backend.__name__.rsplit(".", 1)[-1].lstrip("_"))]
+
+
+def module_level_subclass(base, name, namespace):
+    """A subclass that pickle can find by name (registered in this module)."""
+    cls = type(name, (base,), dict(namespace, __module__=__name__, __qualname__=name))
+    globals()[name] = cls
+    return cls
+
+
+LAYOUTS = {
+    "__dict__": {},
+    "__slots__": {"__slots__": ("tag", "__hidden")},
+    "__slots__ and __dict__": {"__slots__": ("tag", "__dict__")},
+}
+
+CLONES = {
+    "copy.copy": copy.copy,
+    "copy.deepcopy": copy.deepcopy,
+    "pickle": lambda obj: pickle.loads(pickle.dumps(obj)),
+    "pickle (protocol 2)": lambda obj: pickle.loads(pickle.dumps(obj, 2)),
+}
+
+
+@pytest.mark.parametrize("clone", CLONES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_subclass_copies_keep_instance_attributes(backend, layout, clone):
+    for base, tag in bases(backend):
+        name = f"Attrs_{tag}_{list(LAYOUTS).index(layout)}"
+        cls = module_level_subclass(base, name, LAYOUTS[layout])
+        original = cls() if base is dict else cls(5)
+        original["k"] = [1]
+        if "__slots__" in LAYOUTS[layout]:
+            original.tag = "tag"
+            if "__hidden" in cls.__slots__:
+                setattr(original, f"_{name}__hidden", "hidden")
+        if layout != "__slots__":
+            original.attr = "attr"
+        result = CLONES[clone](original)
+        assert type(result) is cls and result == original, tag
+        if base is not dict:
+            assert result.scaling == 5
+        for attribute in ("tag", f"_{name}__hidden", "attr"):
+            assert getattr(result, attribute, None) == getattr(original, attribute, None), (tag, attribute)
+
+
+def test_subclass_copies_use_getstate_and_setstate(backend):
+    for base, tag in bases(backend):
+        def getstate(self):
+            return {"saved": self.note}
+
+        def setstate(self, state):
+            self.note = ("restored", state["saved"])
+
+        cls = module_level_subclass(base, f"Stateful_{tag}", {"__getstate__": getstate, "__setstate__": setstate})
+        original = cls()
+        original.note = "n"
+        original["k"] = 1
+        for clone in CLONES.values():
+            result = clone(original)
+            assert result.note == ("restored", "n") and result["k"] == 1, tag
+
+
+def test_subclass_copies_do_not_call_init(backend):
+    for base, tag in bases(backend):
+        calls = []
+
+        def init(self, *args):
+            calls.append(args)
+
+        cls = module_level_subclass(base, f"Counted_{tag}", {"__init__": init})
+        original = cls()
+        original["k"] = 1
+        calls.clear()
+        for clone in CLONES.values():
+            assert clone(original)["k"] == 1
+        assert calls == [], tag
+
+
+def test_subclass_slot_left_unset_stays_unset(backend):
+    for base, tag in bases(backend):
+        cls = module_level_subclass(base, f"Unset_{tag}", {"__slots__": ("tag",)})
+        for clone in CLONES.values():
+            assert not hasattr(clone(cls()), "tag"), tag
+
+
+def test_subclass_missing_is_called_by_getitem_only(backend):
+    """dict calls __missing__ from d[k] alone: not from get, in, pop or setdefault."""
+    for base, tag in bases(backend):
+        calls = []
+
+        class Missing(base):
+            def __missing__(self, key):
+                calls.append(key)
+                return ("default", key)
+
+        m = Missing()
+        assert m["a"] == ("default", "a") and "a" not in m
+        assert m.get("a") is None and m.get("a", 0) == 0
+        assert m.pop("a", "p") == "p" and m.setdefault("b", 1) == 1
+        with pytest.raises(KeyError):
+            del m["zz"]
+        with pytest.raises(KeyError):
+            m.pop("zz")
+        assert calls == ["a"], tag
+        m["a"] = "stored"
+        assert m["a"] == "stored" and calls == ["a"], tag
+
+
+def test_subclass_missing_as_dict_looks_it_up(backend):
+    """Looked up on the type and bound like a method: an instance attribute is ignored, a
+    staticmethod works, an exception it raises propagates, and it may store the key."""
+    for base, tag in bases(backend):
+        class Grouping(base):
+            def __missing__(self, key):
+                self[key] = group = []
+                return group
+
+        class Static(base):
+            __missing__ = staticmethod(lambda key: ("static", key))
+
+        class Raising(base):
+            def __missing__(self, key):
+                raise LookupError(f"no {key}")
+
+        g = Grouping()
+        g["x"].append(1)
+        g["x"].append(2)
+        assert g["x"] == [1, 2], tag
+        assert Static()["s"] == ("static", "s"), tag
+        with pytest.raises(LookupError, match="no r"):
+            Raising()["r"]
+        plain = type("Plain", (base,), {})()
+        plain.__missing__ = lambda key: "instance attribute"
+        with pytest.raises(KeyError):
+            plain["p"]
+    with pytest.raises(KeyError):
+        backend.ConcurrentDict()["absent"]
+
+
+def test_subclass_update_stores_without_the_overridden_setitem(backend):
+    """dict.update (and setdefault) store directly, not through a subclass's __setitem__;
+    d[k] = v, and the copy module and pickle when they rebuild one, go through it."""
+    for base, tag in bases(backend):
+        log = []
+
+        def setitem(self, key, value, base=base):
+            log.append(key)
+            base.__setitem__(self, key, value)
+
+        cls = module_level_subclass(base, f"Logged_{tag}", {"__setitem__": setitem})
+        d = cls()
+        d.update({"a": 1}, b=2)
+        d.update([("c", 3)])
+        d.setdefault("s", 0)
+        assert log == [] and d == {"a": 1, "b": 2, "c": 3, "s": 0}, tag
+        d["e"] = 4
+        assert log == ["e"], tag
+        log.clear()
+        copy.copy(d)
+        assert sorted(log) == ["a", "b", "c", "e", "s"], tag
+        log.clear()
+        pickle.loads(pickle.dumps(d))
+        assert sorted(log) == ["a", "b", "c", "e", "s"], tag
 
 
 # ---- object lifetimes ----------------------------------------------------------------------

@@ -26,9 +26,10 @@ def _capacity_of_int(n):
 def _capacity(maxsize):
     """The core capacity for maxsize (0: unbounded). queue.Queue is bounded when
     maxsize > 0 and full when qsize() >= maxsize, that is at ceil(maxsize) items."""
-    if isinstance(maxsize, int):
+    # exact types only: a subclass may compare its own way, and is asked as Queue asks
+    if type(maxsize) is int:
         return _capacity_of_int(maxsize)
-    if isinstance(maxsize, float):  # NaN and inf: never full in queue.Queue either
+    if type(maxsize) is float:  # NaN and inf: never full in queue.Queue either
         return math.ceil(maxsize) if 0 < maxsize < _UNBOUNDED_FROM else 0
     kind = type(maxsize)
     if isinstance(maxsize, complex) or not any(hasattr(kind, n) for n in ("__index__", "__int__", "__float__")):

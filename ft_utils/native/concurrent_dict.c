@@ -9,9 +9,20 @@
  *
  * Why our own lock and not a critical section on the shard dict: the dict functions we
  * call take that critical section themselves, and 3.13 does not support nesting one on
- * the same object (the inner one suspends the outer, which would break atomicity). Our
- * lock is recursive for its owner thread, because replacing or deleting a value may run
- * that value's __del__ or a weakref callback, which may write to this same dict.
+ * the same object (the inner one suspends the outer, which would break atomicity).
+ *
+ * User code can still run while a shard lock is held: a key's __eq__ during the lookup,
+ * the __del__ of a removed key, a finalizer the collector runs there. It may write to this
+ * dict or another one, so two rules keep the locks free of deadlock whatever it does:
+ *  - a value that a write replaces or removes is released after the lock is, so the
+ *    common case (a value's __del__) runs under no lock of ours;
+ *  - the shard locks a thread holds form a stack (shard_hold, below). Taking a shard the
+ *    thread already holds goes through (recursion); a thread that has to *wait* for a
+ *    shard lock first releases ("suspends") every shard lock it holds, and each is
+ *    taken back, innermost first, when the operations nested inside it have finished.
+ *    So no thread ever waits for a shard lock while holding one: no cycle of waiters.
+ *    This is what CPython's critical sections do; the price is theirs too: an operation
+ *    whose user code had to wait for another shard is not atomic across that wait.
  */
 #include "native.h"
 
@@ -26,8 +37,7 @@ union ftu_dict_shard {
     struct {
         PyObject *dict;              /* owned; never replaced while the object lives */
         ftu_mutex lock;              /* held by every write to dict */
-        _Atomic(uintptr_t) owner;    /* thread holding lock, 0 when free */
-        Py_ssize_t depth;            /* times the owner holds it */
+        _Atomic(uintptr_t) owner;    /* thread holding lock, 0 when free or suspended */
     } s;
     char pad[64]; /* a power of two: the allocation rounds to it */
 };
@@ -61,24 +71,63 @@ static inline uintptr_t thread_id(void) {
 #endif
 }
 
-/* Recursive: a write may decref a value whose __del__ (or weakref callback) writes to
- * the same shard from the same thread; that write goes through instead of waiting for
- * the lock its own thread holds. */
-static void shard_lock(ftu_dict_shard *shard) {
-    uintptr_t me = thread_id();
-    if (atomic_load_explicit(&shard->s.owner, memory_order_relaxed) == me) {
-        shard->s.depth++;
-        return;
-    }
+/* One shard lock taken by the running thread, in the frame of the function that took it.
+ * The thread's entries form a stack, innermost on top. An entry that owns the mutex is
+ * "held"; one whose shard the thread already held when it was pushed (recursion) owns
+ * nothing; suspension makes every entry own nothing until it is taken back. */
+typedef struct shard_hold {
+    ftu_dict_shard *shard;
+    struct shard_hold *outer;
+    int owns; /* this entry took the mutex and has not released it */
+} shard_hold;
+
+/* The innermost shard lock of this thread (of any ConcurrentDict), or NULL. */
+static _Thread_local shard_hold *held_top;
+
+static void take_mutex(ftu_dict_shard *shard, shard_hold *hold, uintptr_t me) {
     ftu_mutex_lock(&shard->s.lock);
     atomic_store_explicit(&shard->s.owner, me, memory_order_relaxed);
-    shard->s.depth = 1;
+    hold->owns = 1;
 }
 
-static void shard_unlock(ftu_dict_shard *shard) {
-    if (--shard->s.depth > 0) return;
-    atomic_store_explicit(&shard->s.owner, 0, memory_order_relaxed);
-    ftu_mutex_unlock(&shard->s.lock);
+static void release_mutex(shard_hold *hold) {
+    atomic_store_explicit(&hold->shard->s.owner, 0, memory_order_relaxed);
+    hold->owns = 0;
+    ftu_mutex_unlock(&hold->shard->s.lock);
+}
+
+/* Takes shard's lock for the running thread and pushes hold. Never waits while holding
+ * a shard lock: if the mutex is busy, every lock of the thread is suspended first. */
+static void shard_lock(ftu_dict_shard *shard, shard_hold *hold) {
+    uintptr_t me = thread_id();
+    hold->shard = shard;
+    hold->outer = held_top;
+    hold->owns = 0;
+    if (atomic_load_explicit(&shard->s.owner, memory_order_relaxed) != me) {
+        if (ftu_mutex_trylock(&shard->s.lock)) {
+            atomic_store_explicit(&shard->s.owner, me, memory_order_relaxed);
+            hold->owns = 1;
+        } else {
+            for (shard_hold *h = held_top; h != NULL; h = h->outer) {
+                if (h->owns) release_mutex(h);
+            }
+            take_mutex(shard, hold, me);
+        }
+    }
+    held_top = hold;
+}
+
+/* Pops hold (the innermost entry) and releases its lock if it owns it. If the entry below
+ * was suspended meanwhile, takes it back before returning to its operation: every entry
+ * below that one is suspended too, so this wait holds no lock of ours either. */
+static void shard_unlock(shard_hold *hold) {
+    if (hold->owns) release_mutex(hold);
+    held_top = hold->outer;
+    shard_hold *outer = held_top;
+    if (outer != NULL) {
+        uintptr_t me = thread_id();
+        if (atomic_load_explicit(&outer->shard->s.owner, memory_order_relaxed) != me) take_mutex(outer->shard, outer, me);
+    }
 }
 
 static void set_key_error(PyObject *key) {
@@ -175,13 +224,37 @@ static void ConcurrentDict_dealloc(PyObject *op) {
 
 /* ---- reads (lock-free) ------------------------------------------------------------------ */
 
+static PyObject *str_missing; /* "__missing__", interned */
+
+/* d[key] for an absent key: as dict does, a subclass's __missing__ (looked up on the type,
+ * bound like a method) gives the result; otherwise KeyError. */
+static PyObject *missing_key(PyObject *op, PyObject *key) {
+    PyTypeObject *type = Py_TYPE(op);
+    if (type != &ConcurrentDict_Type) {
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *missing = _PyType_LookupRef(type, str_missing);
+#else
+        PyObject *missing = _PyType_Lookup(type, str_missing);
+        Py_XINCREF(missing);
+#endif
+        if (missing != NULL) {
+            descrgetfunc bind = Py_TYPE(missing)->tp_descr_get;
+            if (bind != NULL) Py_SETREF(missing, bind(missing, op, (PyObject *)type));
+            PyObject *result = missing == NULL ? NULL : PyObject_CallOneArg(missing, key);
+            Py_XDECREF(missing);
+            return result;
+        }
+    }
+    set_key_error(key);
+    return NULL;
+}
+
 static PyObject *ConcurrentDict_subscript(PyObject *op, PyObject *key) {
     ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
     if (shard == NULL) return NULL;
     PyObject *value;
     int found = PyDict_GetItemRef(shard->s.dict, key, &value);
-    if (found == 0) set_key_error(key);
-    return value;
+    return found == 0 ? missing_key(op, key) : value;
 }
 
 static int ConcurrentDict_contains(PyObject *op, PyObject *key) {
@@ -211,18 +284,29 @@ static PyObject *ConcurrentDict_get(PyObject *op, PyObject *const *args, Py_ssiz
 
 /* ---- writes (under the shard lock) ------------------------------------------------------ */
 
+/* Every write keeps a reference to the value it replaces or removes (`old`) and releases
+ * it after unlocking: that value's __del__ may write to this dict. */
 static int ConcurrentDict_ass_subscript(PyObject *op, PyObject *key, PyObject *value) {
     ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
     if (shard == NULL) return -1;
-    shard_lock(shard);
+    PyObject *old;
     int result;
+    shard_hold hold;
+    shard_lock(shard, &hold);
     if (value != NULL) {
-        result = PyDict_SetItem(shard->s.dict, key, value);
+        /* One lookup to insert a new key; a present one is replaced by a second. */
+        result = PyDict_SetDefaultRef(shard->s.dict, key, value, &old);
+        if (result > 0) result = PyDict_SetItem(shard->s.dict, key, value);
     } else {
-        result = PyDict_DelItem(shard->s.dict, key);
+        result = PyDict_Pop(shard->s.dict, key, &old);
     }
-    shard_unlock(shard);
-    return result;
+    shard_unlock(&hold);
+    Py_XDECREF(old);
+    if (result == 0 && value == NULL) {
+        set_key_error(key);
+        return -1;
+    }
+    return result < 0 ? -1 : 0;
 }
 
 static PyObject *ConcurrentDict_pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
@@ -233,10 +317,11 @@ static PyObject *ConcurrentDict_pop(PyObject *op, PyObject *const *args, Py_ssiz
     PyObject *key = args[0];
     ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
     if (shard == NULL) return NULL;
-    shard_lock(shard);
     PyObject *value;
+    shard_hold hold;
+    shard_lock(shard, &hold);
     int found = PyDict_Pop(shard->s.dict, key, &value); /* value: ours, released by the caller */
-    shard_unlock(shard);
+    shard_unlock(&hold);
     if (found == 0) {
         if (nargs == 2) return Py_NewRef(args[1]);
         set_key_error(key);
@@ -256,9 +341,10 @@ static PyObject *ConcurrentDict_setdefault(PyObject *op, PyObject *const *args, 
     /* Lock-free fast path: most calls find the key. */
     int found = PyDict_GetItemRef(shard->s.dict, key, &value);
     if (found != 0) return value;
-    shard_lock(shard);
+    shard_hold hold;
+    shard_lock(shard, &hold);
     PyDict_SetDefaultRef(shard->s.dict, key, default_value, &value);
-    shard_unlock(shard);
+    shard_unlock(&hold);
     return value;
 }
 
@@ -267,15 +353,16 @@ static PyObject *ConcurrentDict_setdefault(PyObject *op, PyObject *const *args, 
 static PyObject *compare_and(PyObject *op, PyObject *key, PyObject *expected, PyObject *value) {
     ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
     if (shard == NULL) return NULL;
-    shard_lock(shard);
-    PyObject *current;
+    PyObject *current; /* the value replaced or removed, if it is expected */
+    shard_hold hold;
+    shard_lock(shard, &hold);
     int result = PyDict_GetItemRef(shard->s.dict, key, &current);
     if (result > 0) {
         result = current == expected;
         if (result && (value ? PyDict_SetItem(shard->s.dict, key, value) : PyDict_DelItem(shard->s.dict, key)) < 0)
             result = -1;
     }
-    shard_unlock(shard);
+    shard_unlock(&hold);
     Py_XDECREF(current);
     return result < 0 ? NULL : PyBool_FromLong(result);
 }
@@ -300,9 +387,14 @@ static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(i
     ConcurrentDictObject *self = as_cd(op);
     for (Py_ssize_t i = 0; i < self->nshards; i++) {
         ftu_dict_shard *shard = &shards(self)[i];
-        shard_lock(shard);
-        PyDict_Clear(shard->s.dict);
-        shard_unlock(shard);
+        shard_hold hold;
+        shard_lock(shard, &hold);
+        /* The copy keeps the removed keys and values alive until the lock is released. */
+        PyObject *removed = PyDict_Copy(shard->s.dict);
+        if (removed != NULL) PyDict_Clear(shard->s.dict);
+        shard_unlock(&hold);
+        if (removed == NULL) return NULL;
+        Py_DECREF(removed);
     }
     Py_RETURN_NONE;
 }
@@ -429,13 +521,38 @@ static PyObject *ConcurrentDict_repr(PyObject *op) {
     return result;
 }
 
+/* The attributes of a subclass instance (its __dict__ and slots), as a dict subclass
+ * pickles them: whatever __getstate__ returns (object's from 3.11, or the subclass's). */
+static PyObject *instance_state(PyObject *op) {
+    if (Py_TYPE(op) == &ConcurrentDict_Type) return Py_NewRef(Py_None);
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyObject_CallMethod(op, "__getstate__", NULL);
+#else
+    PyObject *state = PyObject_GetAttrString(op, "__dict__");
+    if (state == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        state = Py_NewRef(Py_None);
+    }
+    return state;
+#endif
+}
+
+static PyObject *copyreg_newobj; /* copyreg.__newobj__ */
+
+/* Rebuilt as dict subclasses are: cls.__new__(cls, scaling) through copyreg.__newobj__
+ * (no __init__ call), then the state, then the pairs through d[k] = v. */
 static PyObject *ConcurrentDict_reduce(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    PyObject *state = instance_state(op);
+    if (state == NULL) return NULL;
     PyObject *items = ConcurrentDict_items(op, NULL);
-    if (items == NULL) return NULL;
-    PyObject *iterator = PyObject_GetIter(items);
-    Py_DECREF(items);
-    if (iterator == NULL) return NULL;
-    return Py_BuildValue("O(n)OON", (PyObject *)Py_TYPE(op), as_cd(op)->nshards, Py_None, Py_None, iterator);
+    PyObject *iterator = items == NULL ? NULL : PyObject_GetIter(items);
+    Py_XDECREF(items);
+    if (iterator == NULL) {
+        Py_DECREF(state);
+        return NULL;
+    }
+    return Py_BuildValue("O(On)NON", copyreg_newobj, (PyObject *)Py_TYPE(op), as_cd(op)->nshards, state, Py_None,
+                         iterator);
 }
 
 static PyObject *ConcurrentDict_get_scaling(PyObject *op, void *Py_UNUSED(closure)) {
@@ -446,10 +563,18 @@ static PyObject *ConcurrentDict_get_scaling(PyObject *op, void *Py_UNUSED(closur
 
 /* Iterator over the keys of a ConcurrentDict: walks the shards in order and takes a
  * snapshot of each shard's keys when it reaches it, so writes by other threads never
- * break it (weakly consistent: a key present throughout is seen exactly once). */
+ * break it (weakly consistent: a key present throughout is seen exactly once).
+ *
+ * Threads may share one iterator: its fields change only under its lock, which is never
+ * held across anything that runs Python code or waits (under the GIL those short steps
+ * are atomic by themselves and the lock compiles away). Each key of a snapshot is handed
+ * out once; the snapshot of the next shard is taken outside the lock, and when several
+ * threads take it at once, the first to come back installs it and the others drop
+ * theirs, so every shard is walked once. */
 typedef struct {
     PyObject_HEAD
-    PyObject *dict;     /* the ConcurrentDict, owned */
+    ftu_pylock lock;
+    PyObject *dict;     /* the ConcurrentDict, owned; NULL once exhausted */
     Py_ssize_t shard;   /* index of the shard the snapshot came from */
     PyObject *snapshot; /* list of that shard's keys, owned, or NULL */
     Py_ssize_t pos;     /* next index in snapshot */
@@ -460,6 +585,7 @@ static PyTypeObject ConcurrentDictIterator_Type;
 static PyObject *ConcurrentDict_iter(PyObject *op) {
     ConcurrentDictIteratorObject *it = PyObject_GC_New(ConcurrentDictIteratorObject, &ConcurrentDictIterator_Type);
     if (it == NULL) return NULL;
+    memset(&it->lock, 0, sizeof(it->lock));
     it->dict = Py_NewRef(op);
     it->shard = -1;
     it->snapshot = NULL;
@@ -470,19 +596,41 @@ static PyObject *ConcurrentDict_iter(PyObject *op) {
 
 static PyObject *ConcurrentDictIterator_next(PyObject *op) {
     ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
-    if (it->dict == NULL) return NULL;
-    ConcurrentDictObject *self = as_cd(it->dict);
-    while (it->snapshot == NULL || it->pos >= PyList_GET_SIZE(it->snapshot)) {
-        Py_CLEAR(it->snapshot);
-        if (++it->shard >= self->nshards) {
-            Py_CLEAR(it->dict);
-            return NULL;
+    for (;;) {
+        /* Under the lock: take the next key, or see which shard comes next. What the
+         * iterator lets go of is released after the lock. */
+        PyObject *key = NULL, *dict = NULL, *dropped_dict = NULL, *dropped_keys = NULL;
+        FTU_PYLOCK_ACQUIRE(it->lock);
+        Py_ssize_t next_shard = it->shard + 1;
+        if (it->snapshot != NULL && it->pos < PyList_GET_SIZE(it->snapshot)) {
+            key = Py_NewRef(PyList_GET_ITEM(it->snapshot, it->pos++));
+        } else if (it->dict != NULL && next_shard < as_cd(it->dict)->nshards) {
+            dict = Py_NewRef(it->dict);
+        } else { /* every shard walked */
+            dropped_dict = it->dict;
+            dropped_keys = it->snapshot;
+            it->dict = it->snapshot = NULL;
         }
-        it->snapshot = PyDict_Keys(shards(self)[it->shard].s.dict);
-        it->pos = 0;
-        if (it->snapshot == NULL) return NULL;
+        FTU_PYLOCK_RELEASE(it->lock);
+        Py_XDECREF(dropped_dict);
+        Py_XDECREF(dropped_keys);
+        if (dict == NULL) return key; /* a key, or NULL at the end */
+
+        PyObject *fresh = PyDict_Keys(shards(as_cd(dict))[next_shard].s.dict);
+        Py_DECREF(dict);
+        if (fresh == NULL) return NULL;
+        FTU_PYLOCK_ACQUIRE(it->lock);
+        if (it->dict != NULL && it->shard + 1 == next_shard) { /* first back: install it */
+            dropped_keys = it->snapshot;
+            it->snapshot = fresh;
+            it->shard = next_shard;
+            it->pos = 0;
+            fresh = NULL;
+        }
+        FTU_PYLOCK_RELEASE(it->lock);
+        Py_XDECREF(dropped_keys);
+        Py_XDECREF(fresh);
     }
-    return Py_NewRef(PyList_GET_ITEM(it->snapshot, it->pos++));
 }
 
 static int ConcurrentDictIterator_traverse(PyObject *op, visitproc visit, void *arg) {
@@ -572,6 +720,18 @@ PyTypeObject ConcurrentDict_Type = {
 };
 
 int concurrent_dict_module_init(PyObject *module) {
-    if (PyType_Ready(&ConcurrentDictIterator_Type) < 0) return -1;
+    if (str_missing == NULL && (str_missing = PyUnicode_InternFromString("__missing__")) == NULL) return -1;
+    if (copyreg_newobj == NULL) {
+        PyObject *copyreg = PyImport_ImportModule("copyreg");
+        copyreg_newobj = copyreg == NULL ? NULL : PyObject_GetAttrString(copyreg, "__newobj__");
+        Py_XDECREF(copyreg);
+        if (copyreg_newobj == NULL) return -1;
+    }
+    if (PyType_Ready(&ConcurrentDictIterator_Type) < 0 || PyType_Ready(&ConcurrentDict_Type) < 0) return -1;
+    /* Not reversible: the order is by shard, there is no insertion order to reverse.
+     * None, as for any Python class, so that reversed() raises TypeError instead of
+     * trying the sequence protocol, and collections.abc.Reversible says no. */
+    if (PyDict_SetItemString(ConcurrentDict_Type.tp_dict, "__reversed__", Py_None) < 0) return -1;
+    PyType_Modified(&ConcurrentDict_Type);
     return ftu_add_type(module, &ConcurrentDict_Type);
 }

@@ -44,6 +44,12 @@ static inline int ftu_mutex_init(ftu_mutex *m) {
     return 0;
 }
 static inline void ftu_mutex_lock(ftu_mutex *m) { PyMutex_Lock(m); }
+/* 1 if it took m without waiting. What PyMutex_Lock itself tries first; a mutex that is
+ * free but still has parked waiters counts as taken (the caller then waits for it). */
+static inline int ftu_mutex_trylock(ftu_mutex *m) {
+    uint8_t expected = _Py_UNLOCKED;
+    return _Py_atomic_compare_exchange_uint8(&m->_bits, &expected, _Py_LOCKED);
+}
 static inline void ftu_mutex_unlock(ftu_mutex *m) { PyMutex_Unlock(m); }
 static inline void ftu_mutex_fini(ftu_mutex *m) { (void)m; }
 #else
@@ -57,6 +63,7 @@ static inline int ftu_mutex_init(ftu_mutex *m) {
     }
     return 0;
 }
+static inline int ftu_mutex_trylock(ftu_mutex *m) { return PyThread_acquire_lock(*m, NOWAIT_LOCK); }
 static inline void ftu_mutex_lock(ftu_mutex *m) {
     if (!PyThread_acquire_lock(*m, NOWAIT_LOCK)) {
         Py_BEGIN_ALLOW_THREADS

@@ -41,8 +41,9 @@ static int capacity_of_int(PyObject *value, int64_t *capacity) {
  * and full when qsize() >= maxsize, that is at ceil(maxsize) items. TypeError when
  * maxsize is not a real number (queue.Queue takes it, and fails at the first put). */
 static int capacity_of(PyObject *maxsize, int64_t *capacity) {
-    if (PyLong_Check(maxsize)) return capacity_of_int(maxsize, capacity);
-    if (PyFloat_Check(maxsize)) {
+    /* Exact types only: a subclass may compare its own way, and is asked as Queue asks */
+    if (PyLong_CheckExact(maxsize)) return capacity_of_int(maxsize, capacity);
+    if (PyFloat_CheckExact(maxsize)) {
         double d = PyFloat_AS_DOUBLE(maxsize);
         /* NaN and inf: never full in queue.Queue either */
         *capacity = !(d > 0) || d >= (double)UNBOUNDED_FROM ? 0 : (int64_t)ceil(d);
