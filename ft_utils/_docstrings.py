@@ -15,7 +15,8 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "A signed 64-bit integer that threads can read and update atomically.\n\n"
         "Every method and in-place operator is one atomic step. A value or result\n"
         "outside [-2**63, 2**63 - 1] raises OverflowError and leaves the stored value\n"
-        "unchanged. Non-in-place operators return plain ints.",
+        "unchanged. Other operators read the value once and then give exactly what\n"
+        "that int gives, with any operand (ints, floats, Fractions, Decimals, ...).",
     ),
     "AtomicInt64.get": ("(self, /)", "Return the current value."),
     "AtomicInt64.set": ("(self, value, /)", "Store value (an integer in the int64 range)."),
@@ -28,6 +29,11 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "If the current value equals expected, replace it with value.\n\n"
         "Atomic. Return True if the value was replaced, False otherwise.",
     ),
+    "AtomicInt64.numerator": ("", "The value (as int.numerator): an AtomicInt64 is a numbers.Integral."),
+    "AtomicInt64.denominator": ("", "1 (as int.denominator)."),
+    "AtomicInt64.real": ("", "The value (as int.real)."),
+    "AtomicInt64.imag": ("", "0 (as int.imag)."),
+    "AtomicInt64.conjugate": ("(self, /)", "Return the value (as int.conjugate())."),
     # ---- AtomicReference --------------------------------------------------------------
     "AtomicReference": (
         "(obj=None)",
@@ -113,9 +119,10 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
     "LocalWrapper": (
         "(wrapped)",
         "A proxy that forwards every operation to the object it wraps.\n\n"
-        "Attribute access, calls, item access, iteration, len, bool, comparisons,\n"
-        "hashing, str, repr, arithmetic and the with statement all act on the wrapped\n"
-        "object. In-place operators return a wrapper around the result. A thread that\n"
+        "Attribute access, comparisons, str, repr, arithmetic and every protocol of the\n"
+        "wrapped object's type (calls, items, iteration, len, bool, hash, conversions,\n"
+        "with, ...) act on the wrapped object; protocols its type lacks, the wrapper\n"
+        "lacks too. In-place operators return a wrapper around the result. A thread that\n"
         "keeps a wrapper around a shared object works on the wrapper's reference count\n"
         "instead of contending for the shared object's.",
     ),

@@ -5,7 +5,9 @@ operations take integers only and use the core's checked operations, so a result
 the int64 range raises OverflowError and leaves the value unchanged.
 """
 
+import numbers
 import operator
+import types
 
 from ft_utils.cffi_backend._api import document, ffi, lib
 
@@ -47,25 +49,83 @@ def _raise_status(status, seen, symbol, operand):
     raise SystemError(f"ft_utils core returned unknown status {status}")
 
 
-def _as_int(value):
-    """The int an operand of a reading operator stands for, or None (NotImplemented)."""
-    if isinstance(value, AtomicInt64):
-        return _load(value._cell)
-    if isinstance(value, int):
-        return value
+_HEAPTYPE = 1 << 9
+_MISSING = object()
+
+
+def _type_name(tp):
+    """A type's name as CPython's own error messages print it (tp_name: the module is
+    part of the name of a type defined in C outside builtins, decimal.Decimal)."""
+    if getattr(tp, "__flags__", _HEAPTYPE) & _HEAPTYPE or tp.__module__ == "builtins":
+        return tp.__name__
+    return f"{tp.__module__}.{tp.__name__}"
+
+
+def _special(tp, name):
+    """The special method ``name`` of type tp bound to nothing, found as the interpreter
+    finds it (in the type's MRO, never on its metaclass), or None."""
+    for klass in tp.__mro__:
+        method = klass.__dict__.get(name, _MISSING)
+        if method is not _MISSING:
+            return method
     return None
 
 
-def _binary(op):
+def _call_special(method, obj, arg):
+    if isinstance(method, _UNBOUND_METHODS):  # called with self first, as the slots do
+        return method(obj, arg)
+    get = getattr(type(method), "__get__", None)
+    return (get(method, obj, type(obj)) if get is not None else method)(arg)
+
+
+_UNBOUND_METHODS = (types.FunctionType, types.WrapperDescriptorType, types.MethodDescriptorType)
+
+
+# A reading operator takes a snapshot of the value and then does exactly what that int
+# would do with the other operand. With an int (bool and subclasses included) or an
+# AtomicInt64: the int operation itself, through the full dispatch. With anything else,
+# int's own methods answer NotImplemented, so the int's result is the other type's
+# reflected method called with the int; if it declines too, we decline, and Python raises
+# the TypeError it raises for an int (naming AtomicInt64), after the sequence fallbacks
+# ("ab" * n), which take the AtomicInt64 through __index__ as they take an int.
+
+
+def _binary(op, name):
+    forward_name, reflected_name = f"__{name}__", f"__r{name}__"
+
     def forward(self, other):
-        o = _as_int(other)
-        return NotImplemented if o is None else op(_load(self._cell), o)
+        if isinstance(other, int):
+            return op(_load(self._cell), other)
+        if isinstance(other, AtomicInt64):
+            return op(_load(self._cell), _load(other._cell))
+        method = _special(type(other), reflected_name)
+        return NotImplemented if method is None else _call_special(method, other, _load(self._cell))
 
     def reflected(self, other):
-        o = _as_int(other)
-        return NotImplemented if o is None else op(o, _load(self._cell))
+        if isinstance(other, int):
+            return op(other, _load(self._cell))
+        if isinstance(other, AtomicInt64):
+            return op(_load(other._cell), _load(self._cell))
+        method = _special(type(other), forward_name)
+        return NotImplemented if method is None else _call_special(method, other, _load(self._cell))
 
     return forward, reflected
+
+
+def _compare(op, reflected_name):
+    def method(self, other):
+        if isinstance(other, int):
+            return op(_load(self._cell), other)
+        if isinstance(other, AtomicInt64):
+            return op(_load(self._cell), _load(other._cell))
+        reflected = _special(type(other), reflected_name)
+        return NotImplemented if reflected is None else _call_special(reflected, other, _load(self._cell))
+
+    return method
+
+
+def _pow_operand(value):
+    return _load(value._cell) if isinstance(value, AtomicInt64) else value
 
 
 def _inplace(core_op, symbol):
@@ -75,7 +135,7 @@ def _inplace(core_op, symbol):
     def method(self, other):
         if not _is_integer(other):
             raise TypeError(
-                f"unsupported operand type(s) for {symbol}: '{type(self).__name__}' and '{type(other).__name__}'"
+                f"unsupported operand type(s) for {symbol}: '{type(self).__name__}' and '{_type_name(type(other))}'"
             )
         v = _to_int64(other, "operand of AtomicInt64 in-place operator")
         r = core_op(self._cell, v)
@@ -128,6 +188,26 @@ class AtomicInt64:
         v = _to_int64(value, "AtomicInt64.compare_exchange() value")
         return lib.ftu_i64_compare_exchange(self._cell, e, v) == e
 
+    # ---- the numbers.Integral interface an int has ----------------------------------------
+    @property
+    def numerator(self):
+        return _load(self._cell)
+
+    @property
+    def denominator(self):
+        return 1
+
+    @property
+    def real(self):
+        return _load(self._cell)
+
+    @property
+    def imag(self):
+        return 0
+
+    def conjugate(self, /):
+        return _load(self._cell)
+
     # ---- conversion -------------------------------------------------------------------
     def __int__(self):
         return _load(self._cell)
@@ -161,32 +241,33 @@ class AtomicInt64:
         return (type(self), (_load(self._cell),))
 
     # ---- reading operators ------------------------------------------------------------
-    __add__, __radd__ = _binary(operator.add)
-    __sub__, __rsub__ = _binary(operator.sub)
-    __mul__, __rmul__ = _binary(operator.mul)
-    __floordiv__, __rfloordiv__ = _binary(operator.floordiv)
-    __truediv__, __rtruediv__ = _binary(operator.truediv)
-    __mod__, __rmod__ = _binary(operator.mod)
-    __divmod__, __rdivmod__ = _binary(divmod)
-    __lshift__, __rlshift__ = _binary(operator.lshift)
-    __rshift__, __rrshift__ = _binary(operator.rshift)
-    __and__, __rand__ = _binary(operator.and_)
-    __or__, __ror__ = _binary(operator.or_)
-    __xor__, __rxor__ = _binary(operator.xor)
+    __add__, __radd__ = _binary(operator.add, "add")
+    __sub__, __rsub__ = _binary(operator.sub, "sub")
+    __mul__, __rmul__ = _binary(operator.mul, "mul")
+    __matmul__, __rmatmul__ = _binary(operator.matmul, "matmul")
+    __floordiv__, __rfloordiv__ = _binary(operator.floordiv, "floordiv")
+    __truediv__, __rtruediv__ = _binary(operator.truediv, "truediv")
+    __mod__, __rmod__ = _binary(operator.mod, "mod")
+    __divmod__, __rdivmod__ = _binary(divmod, "divmod")
+    __lshift__, __rlshift__ = _binary(operator.lshift, "lshift")
+    __rshift__, __rrshift__ = _binary(operator.rshift, "rshift")
+    __and__, __rand__ = _binary(operator.and_, "and")
+    __or__, __ror__ = _binary(operator.or_, "or")
+    __xor__, __rxor__ = _binary(operator.xor, "xor")
+    _pow2, _rpow2 = _binary(pow, "pow")
 
+    # Three-argument pow: what pow() gives with every AtomicInt64 replaced by its int.
+    # (CPython before 3.14 never calls __rpow__ for it, so there only pow(a, x, m) reaches
+    # this class; docs/atomic_int64.md.)
     def __pow__(self, other, mod=None):
-        o = _as_int(other)
-        m = None if mod is None else _as_int(mod)
-        if o is None or (mod is not None and m is None):
-            return NotImplemented
-        return pow(_load(self._cell), o, m)
+        if mod is None:
+            return AtomicInt64._pow2(self, other)
+        return pow(_load(self._cell), _pow_operand(other), _pow_operand(mod))
 
     def __rpow__(self, other, mod=None):
-        o = _as_int(other)
-        m = None if mod is None else _as_int(mod)
-        if o is None or (mod is not None and m is None):
-            return NotImplemented
-        return pow(o, _load(self._cell), m)
+        if mod is None:
+            return AtomicInt64._rpow2(self, other)
+        return pow(_pow_operand(other), _load(self._cell), _pow_operand(mod))
 
     def __neg__(self):
         return -_load(self._cell)
@@ -197,21 +278,13 @@ class AtomicInt64:
     def __invert__(self):
         return ~_load(self._cell)
 
-    def _compare(op):
-        def method(self, other):
-            o = _as_int(other)
-            return NotImplemented if o is None else op(_load(self._cell), o)
-
-        return method
-
-    __eq__ = _compare(operator.eq)
-    __ne__ = _compare(operator.ne)
-    __lt__ = _compare(operator.lt)
-    __le__ = _compare(operator.le)
-    __gt__ = _compare(operator.gt)
-    __ge__ = _compare(operator.ge)
+    __eq__ = _compare(operator.eq, "__eq__")
+    __ne__ = _compare(operator.ne, "__ne__")
+    __lt__ = _compare(operator.lt, "__gt__")
+    __le__ = _compare(operator.le, "__ge__")
+    __gt__ = _compare(operator.gt, "__lt__")
+    __ge__ = _compare(operator.ge, "__le__")
     __hash__ = None
-    del _compare
 
     # ---- writing operators: atomic and checked ----------------------------------------
     __iadd__ = _inplace(lib.ftu_i64_add, "+=")
@@ -229,6 +302,17 @@ class AtomicInt64:
     def __ipow__(self, other, mod=None):
         return NotImplemented if mod is not None else AtomicInt64._ipow(self, other)
 
+    def __imatmul__(self, other):
+        # An int has no @ with any integer: @= could only rebind the name.
+        raise TypeError(
+            f"unsupported operand type(s) for @=: '{type(self).__name__}' and '{_type_name(type(other))}'"
+        )
+
     def __itruediv__(self, other):
         # Without this, a /= 2 would silently rebind a to a float.
         raise TypeError("AtomicInt64 holds an int: use //= for floor division, or read it with int()")
+
+
+# Registered as a numbers.Integral, as int is: numeric code that asks (Fraction's **,
+# Decimal's comparisons, Fraction(a)) then treats it as the int it reads.
+numbers.Integral.register(AtomicInt64)

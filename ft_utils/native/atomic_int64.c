@@ -182,34 +182,52 @@ static PyObject *AtomicInt64_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)
 
 /* ---- reading operators: behave as the int value ------------------------------------ */
 
-/* A new reference to the int an operand stands for, or NULL without an error when the
- * operand is not an int or an AtomicInt64 (the operator then returns NotImplemented). */
-static PyObject *as_int(PyObject *obj) {
-    if (AtomicInt64_Check(obj)) return PyLong_FromLongLong(load(obj));
-    if (PyLong_Check(obj)) return Py_NewRef(obj);
-    return NULL;
+/* A reading operator takes a snapshot of the value and then does exactly what that int
+ * would do with the other operand:
+ *  - with an int (bool and int subclasses included) or another AtomicInt64: the int
+ *    operation itself, through the full dispatch (an int subclass's reflected method
+ *    still comes first, as it does for an int);
+ *  - with anything else: int's own slots answer NotImplemented to every non-int, so the
+ *    int's result is whatever the other type's slot makes of (int, other) or (other,
+ *    int). That slot is called here with the snapshot; if it declines too, we decline
+ *    and Python raises the TypeError it raises for an int (naming AtomicInt64), after
+ *    trying the sequence fallbacks ("ab" * n) with the AtomicInt64 itself, which has
+ *    __index__ as an int does. */
+
+/* The snapshot of a if it is an AtomicInt64, else a new reference to a. */
+static PyObject *snapshot(PyObject *a) {
+    return AtomicInt64_Check(a) ? PyLong_FromLongLong(load(a)) : Py_NewRef(a);
 }
 
-static PyObject *binary(PyObject *a, PyObject *b, binaryfunc func) {
-    PyObject *x = as_int(a);
-    if (x == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NOTIMPLEMENTED;
+#define NB_SLOT(type, offset) \
+    ((type)->tp_as_number == NULL ? NULL : *(binaryfunc *)(((char *)(type)->tp_as_number) + (offset)))
+
+static PyObject *binary(PyObject *a, PyObject *b, binaryfunc int_op, size_t slot_offset) {
+    int a_atomic = AtomicInt64_Check(a);
+    PyObject *other = a_atomic ? b : a;
+    int other_atomic = 0; /* the int test first: it is the common case, and a flag test */
+    binaryfunc slot = NULL;
+    if (!PyLong_Check(other) && !(other_atomic = AtomicInt64_Check(other))) {
+        slot = NB_SLOT(Py_TYPE(other), slot_offset);
+        if (slot == NULL) Py_RETURN_NOTIMPLEMENTED;
     }
-    PyObject *y = as_int(b);
+    PyObject *x = a_atomic ? PyLong_FromLongLong(load(a)) : Py_NewRef(a);
+    if (x == NULL) return NULL;
+    PyObject *y = !a_atomic || other_atomic ? PyLong_FromLongLong(load(b)) : Py_NewRef(b);
     if (y == NULL) {
         Py_DECREF(x);
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NOTIMPLEMENTED;
+        return NULL;
     }
-    PyObject *result = func(x, y);
+    PyObject *result = slot != NULL ? slot(x, y) : int_op(x, y);
     Py_DECREF(x);
     Py_DECREF(y);
     return result;
 }
 
-#define BINARY(name, func) \
-    static PyObject *AtomicInt64_##name(PyObject *a, PyObject *b) { return binary(a, b, func); }
+#define BINARY(name, func)                                             \
+    static PyObject *AtomicInt64_##name(PyObject *a, PyObject *b) {    \
+        return binary(a, b, func, offsetof(PyNumberMethods, name));    \
+    }
 BINARY(nb_add, PyNumber_Add)
 BINARY(nb_subtract, PyNumber_Subtract)
 BINARY(nb_multiply, PyNumber_Multiply)
@@ -222,20 +240,26 @@ BINARY(nb_rshift, PyNumber_Rshift)
 BINARY(nb_and, PyNumber_And)
 BINARY(nb_or, PyNumber_Or)
 BINARY(nb_xor, PyNumber_Xor)
+BINARY(nb_matrix_multiply, PyNumber_MatrixMultiply)
 
 static PyObject *AtomicInt64_nb_power(PyObject *a, PyObject *b, PyObject *mod) {
-    PyObject *x = as_int(a), *y = NULL, *m = NULL, *result = NULL;
-    if (x == NULL) goto not_implemented;
-    if ((y = as_int(b)) == NULL) goto not_implemented;
     if (mod == Py_None) {
-        m = Py_NewRef(Py_None);
-    } else if ((m = as_int(mod)) == NULL) {
-        goto not_implemented;
+        PyObject *other = AtomicInt64_Check(a) ? b : a;
+        if (!AtomicInt64_Check(other) && !PyLong_Check(other)) {
+            ternaryfunc slot = Py_TYPE(other)->tp_as_number ? Py_TYPE(other)->tp_as_number->nb_power : NULL;
+            if (slot == NULL) Py_RETURN_NOTIMPLEMENTED;
+            PyObject *x = snapshot(a), *y = x ? snapshot(b) : NULL, *result = NULL;
+            if (y != NULL) result = slot(x, y, Py_None);
+            Py_XDECREF(x);
+            Py_XDECREF(y);
+            return result;
+        }
     }
+    /* Two ints, or three-argument pow (we may be any of the three): what pow() gives
+     * with every AtomicInt64 replaced by its int. */
+    PyObject *x = snapshot(a), *y = NULL, *m = NULL, *result = NULL;
+    if (x == NULL || (y = snapshot(b)) == NULL || (m = snapshot(mod)) == NULL) goto done;
     result = PyNumber_Power(x, y, m);
-    goto done;
-not_implemented:
-    if (!PyErr_Occurred()) result = Py_NewRef(Py_NotImplemented);
 done:
     Py_XDECREF(x);
     Py_XDECREF(y);
@@ -255,11 +279,11 @@ UNARY(nb_negative, PyNumber_Negative)
 UNARY(nb_absolute, PyNumber_Absolute)
 UNARY(nb_invert, PyNumber_Invert)
 
+static const int swapped_op[] = {Py_GT, Py_GE, Py_EQ, Py_NE, Py_LT, Py_LE};
+
 static PyObject *AtomicInt64_richcompare(PyObject *self, PyObject *other, int op) {
     int64_t a = load(self), b;
-    if (AtomicInt64_Check(other)) {
-        b = load(other);
-    } else if (PyLong_Check(other)) {
+    if (PyLong_CheckExact(other) || PyBool_Check(other)) {
         int overflow = 0;
         b = PyLong_AsLongLongAndOverflow(other, &overflow);
         if (overflow) { /* any int64 is below 2**63 and above -2**63 - 1 */
@@ -268,8 +292,20 @@ static PyObject *AtomicInt64_richcompare(PyObject *self, PyObject *other, int op
         } else if (b == -1 && PyErr_Occurred()) {
             return NULL;
         }
+    } else if (AtomicInt64_Check(other)) {
+        b = load(other);
     } else {
-        Py_RETURN_NOTIMPLEMENTED;
+        /* As for the binary operators: an int subclass compares with the int through
+         * the full dispatch; for anything else the int's answer is the other type's
+         * reflected comparison (int itself answers NotImplemented), or NotImplemented. */
+        richcmpfunc reflected = Py_TYPE(other)->tp_richcompare;
+        if (!PyLong_Check(other) && reflected == NULL) Py_RETURN_NOTIMPLEMENTED;
+        PyObject *x = PyLong_FromLongLong(a);
+        if (x == NULL) return NULL;
+        PyObject *result = PyLong_Check(other) ? PyObject_RichCompare(x, other, op)
+                                               : reflected(other, x, swapped_op[op]);
+        Py_DECREF(x);
+        return result;
     }
     Py_RETURN_RICHCOMPARE(a, b, op);
 }
@@ -322,6 +358,14 @@ static PyObject *AtomicInt64_nb_inplace_true_divide(PyObject *self, PyObject *ot
     return NULL;
 }
 
+/* An int has no @ with any integer, so @= could only rebind the name to something else
+ * (another type's __rmatmul__ result): refused like every non-integer operand. */
+static PyObject *AtomicInt64_nb_inplace_matrix_multiply(PyObject *self, PyObject *other) {
+    PyErr_Format(PyExc_TypeError, "unsupported operand type(s) for @=: '%s' and '%.200s'", ftu_type_name(Py_TYPE(self)),
+                 Py_TYPE(other)->tp_name);
+    return NULL;
+}
+
 /* ---- type ------------------------------------------------------------------------ */
 
 static PyNumberMethods AtomicInt64_as_number = {
@@ -358,9 +402,34 @@ static PyNumberMethods AtomicInt64_as_number = {
     .nb_inplace_floor_divide = AtomicInt64_nb_inplace_floor_divide,
     .nb_inplace_true_divide = AtomicInt64_nb_inplace_true_divide,
     .nb_index = AtomicInt64_int,
+    .nb_matrix_multiply = AtomicInt64_nb_matrix_multiply,
+    .nb_inplace_matrix_multiply = AtomicInt64_nb_inplace_matrix_multiply,
+};
+
+/* The numbers.Integral interface an int has (Fraction and Decimal use numerator and
+ * denominator of a Rational operand). */
+static PyObject *AtomicInt64_get_value(PyObject *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromLongLong(load(self));
+}
+static PyObject *AtomicInt64_get_one(PyObject *self, void *Py_UNUSED(closure)) {
+    (void)self;
+    return PyLong_FromLong(1);
+}
+static PyObject *AtomicInt64_get_zero(PyObject *self, void *Py_UNUSED(closure)) {
+    (void)self;
+    return PyLong_FromLong(0);
+}
+
+static PyGetSetDef AtomicInt64_getset[] = {
+    {"numerator", AtomicInt64_get_value, NULL, DOC_AtomicInt64_numerator, NULL},
+    {"denominator", AtomicInt64_get_one, NULL, DOC_AtomicInt64_denominator, NULL},
+    {"real", AtomicInt64_get_value, NULL, DOC_AtomicInt64_real, NULL},
+    {"imag", AtomicInt64_get_zero, NULL, DOC_AtomicInt64_imag, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMethodDef AtomicInt64_methods[] = {
+    {"conjugate", AtomicInt64_get, METH_NOARGS, DOC_AtomicInt64_conjugate},
     {"get", AtomicInt64_get, METH_NOARGS, DOC_AtomicInt64_get},
     {"set", AtomicInt64_set, METH_O, DOC_AtomicInt64_set},
     {"incr", AtomicInt64_incr, METH_NOARGS, DOC_AtomicInt64_incr},
@@ -392,7 +461,22 @@ PyTypeObject AtomicInt64_Type = {
     .tp_richcompare = AtomicInt64_richcompare,
     .tp_weaklistoffset = offsetof(AtomicInt64Object, weakreflist),
     .tp_methods = AtomicInt64_methods,
+    .tp_getset = AtomicInt64_getset,
     .tp_new = AtomicInt64_new,
 };
 
-int atomic_int64_module_init(PyObject *module) { return ftu_add_type(module, &AtomicInt64_Type); }
+/* Registered as a numbers.Integral, as int is: numeric code that asks (Fraction's **,
+ * Decimal's comparisons, Fraction(a)) then treats it as the int it reads. */
+int atomic_int64_module_init(PyObject *module) {
+    if (ftu_add_type(module, &AtomicInt64_Type) < 0) return -1;
+    PyObject *numbers = PyImport_ImportModule("numbers");
+    if (numbers == NULL) return -1;
+    PyObject *integral = PyObject_GetAttrString(numbers, "Integral");
+    Py_DECREF(numbers);
+    if (integral == NULL) return -1;
+    PyObject *result = PyObject_CallMethod(integral, "register", "O", (PyObject *)&AtomicInt64_Type);
+    Py_DECREF(integral);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    return 0;
+}
