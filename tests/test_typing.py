@@ -79,6 +79,15 @@ ALLOWED = {
     ("LocalWrapper", "__getattr__", "stub-only"): (
         "tells a type checker that every other attribute is forwarded (typed Any); the "
         "runtime forwards in __getattribute__"),
+    # LocalWrapper(obj) is an instance of a subclass made per set of special methods
+    # type(obj) has, which has exactly those (so that abc checks and callable() answer as
+    # for obj): the stub declares them all on LocalWrapper, so that code using a wrapper
+    # the way it uses the object type-checks (test_profile_methods_exist_on_the_subclass).
+    **{("LocalWrapper", name, "stub-only"): "present on LocalWrapper(obj)'s class when type(obj) has it"
+       for name in ("__call__", "__len__", "__getitem__", "__setitem__", "__delitem__", "__contains__",
+                    "__iter__", "__next__", "__reversed__", "__bool__", "__bytes__", "__enter__", "__exit__",
+                    "__neg__", "__pos__", "__abs__", "__invert__", "__int__", "__float__", "__index__",
+                    "__round__", "__trunc__", "__floor__", "__ceil__", "__hash__")},
     ("AtomicInt64", "__ipow__", "signature"): (
         "cffi's __ipow__ takes an optional modulo the interpreter never passes (`**=` has no "
         "three-argument form); the native slot and the stub take the exponent only"),
@@ -284,6 +293,15 @@ def is_generic_at_runtime(cls, count):
     return isinstance(alias, types.GenericAlias) and typing.get_origin(alias) is cls and typing.get_args(alias) == args
 
 
+def class_attribute(cls, member):
+    """What the class itself defines for member (not its metaclass: type.__call__ is
+    not a class's __call__), or None."""
+    for klass in cls.__mro__:
+        if member in vars(klass):
+            return vars(klass)[member]
+    return None
+
+
 def mismatches(cls, stub):
     """Every difference between a runtime class and its stub, as readable lines."""
     problems = []
@@ -300,16 +318,18 @@ def mismatches(cls, stub):
     for member in sorted(set(stub.members) - {"__init__"}):
         if not hasattr(cls, member) and not allowed(member, "stub-only"):
             problems.append(f"{name}.{member} is in the stub but not at run time")
-        elif allowed(member, "stub-only") and hasattr(cls, member):
+        elif allowed(member, "stub-only") and class_attribute(cls, member) is not None:
             problems.append(f"{name}.{member} is allowed as stub-only but exists at run time: drop it from ALLOWED")
 
-    if (cls.__hash__ is None) != (getattr(stub.members.get("__hash__"), "kind", None) == "none"):
+    if allowed("__hash__", "stub-only"):
+        pass  # hashable where the object is (see ALLOWED)
+    elif (cls.__hash__ is None) != (getattr(stub.members.get("__hash__"), "kind", None) == "none"):
         problems.append(f"{name}: hashable at run time: {cls.__hash__ is not None}; the stub says "
                         f"{'__hash__: None' if '__hash__' in stub.members else 'hashable (object)'}")
 
     instance = make_instance(cls)
     for member, info in sorted(stub.members.items()):
-        if member == "__init__" or not hasattr(cls, member) or info.kind == "none":
+        if member == "__init__" or class_attribute(cls, member) is None or info.kind == "none":
             continue
         static = inspect.getattr_static(cls, member)
         if info.kind in ("property", "attribute"):
@@ -373,6 +393,35 @@ def test_allowed_differences_hold(backend):
     assert backend.LocalWrapper([1]).append  # attributes are forwarded (__getattr__ in the stub)
     for class_name, _, check in ALLOWED:
         assert class_name in _backend.PUBLIC_NAMES and check in ("runtime-only", "stub-only", "signature")
+
+
+# Objects whose wrappers have, between them, every special method the stub declares on
+# LocalWrapper beyond the base class.
+class _Bytes:
+    def __bytes__(self):
+        return b"x"
+
+
+PROFILE_SAMPLES = [lambda: 1, lambda: 1.5, lambda: [1], lambda: iter([1]), _Bytes, lambda: open(os.devnull),
+                   lambda: print]
+
+
+def test_profile_methods_exist_on_the_subclass(backend):
+    """Each stub-only LocalWrapper method is on the class of some wrapper (and the wrapped
+    object has it): the stub promises nothing no wrapper can do."""
+    profiled = {member for (name, member, check), reason in ALLOWED.items()
+                if name == "LocalWrapper" and check == "stub-only" and "type(obj) has it" in reason}
+    found = set()
+    for make in PROFILE_SAMPLES:
+        obj = make()
+        wrapper_type = type(backend.LocalWrapper(obj))
+        for member in profiled:
+            if getattr(type(obj), member, None) is not None:
+                assert getattr(wrapper_type, member, None) is not None, (type(obj).__name__, member)
+                found.add(member)
+        if hasattr(obj, "close"):
+            obj.close()
+    assert found == profiled, f"no sample shows {sorted(profiled - found)}"
 
 
 def test_stub_checker_sees_differences(backend):
