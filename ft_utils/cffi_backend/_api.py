@@ -65,3 +65,25 @@ else:
     def owned(pointer, free):
         """pointer, freed by free(pointer) once nothing can use it any more."""
         return ffi.gc(pointer, free)
+
+
+# ---- construction ------------------------------------------------------------------------
+# The arguments of a call to a class go to __new__ and __init__ alike. As object.__new__
+# and object.__init__ do, each of ours takes them as its own unless a subclass overrides
+# the other one only: then they are that method's (a subclass's __init__ may take
+# arguments of its own and pass ours on through super().__init__()).
+
+
+def new_takes_arguments(cls, base):
+    return cls.__new__ is not base.__new__ or cls.__init__ is base.__init__
+
+
+def init_takes_arguments(cls, base):
+    return cls.__init__ is not base.__init__ or cls.__new__ is base.__new__
+
+
+def parse_state(state, type_name):
+    """The (value, attributes) of an atomic's __setstate__ (see ft_utils._reconstruct)."""
+    if not isinstance(state, tuple) or len(state) != 2:
+        raise TypeError(f"{type_name}.__setstate__() takes a (value, attributes) tuple, not {type(state).__name__}")
+    return state

@@ -5,11 +5,13 @@ operations take integers only and use the core's checked operations, so a result
 the int64 range raises OverflowError and leaves the value unchanged.
 """
 
+import inspect
 import numbers
 import operator
 import types
 
-from ft_utils.cffi_backend._api import document, ffi, lib
+from ft_utils import _reconstruct
+from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, parse_state
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -146,14 +148,32 @@ def _inplace(core_op, symbol):
     return method
 
 
+def _arguments(value=0):
+    return _to_int64(value, "AtomicInt64 value")
+
+
+_arguments.__name__ = _arguments.__qualname__ = "AtomicInt64"  # for its error messages
+_SIGNATURE = inspect.signature(lambda cls, value=0: None)
+
+
 @document
 class AtomicInt64:
     __slots__ = ("_cell", "__weakref__")
 
-    def __new__(cls, value=0):
+    # The arguments go to __new__ and __init__ alike (see new_takes_arguments), so a
+    # subclass's __init__ may take arguments of its own and pass the value on to
+    # super().__init__(value); __init__ stores it, as set() does.
+    def __new__(cls, *args, **kwargs):
+        value = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicInt64) else 0
         self = object.__new__(cls)
-        self._cell = ffi.new("int64_t *", _to_int64(value, "AtomicInt64 value"))
+        self._cell = ffi.new("int64_t *", value)
         return self
+
+    def __init__(self, *args, **kwargs):
+        if init_takes_arguments(type(self), AtomicInt64):
+            lib.ftu_i64_store(self._cell, _arguments(*args, **kwargs))
+
+    __new__.__signature__ = __init__.__signature__ = _SIGNATURE
 
     def get(self, /):
         return _load(self._cell)
@@ -238,7 +258,12 @@ class AtomicInt64:
     __trunc__ = __floor__ = __ceil__ = __int__
 
     def __reduce__(self):
-        return (type(self), (_load(self._cell),))
+        return _reconstruct.reduce(self, AtomicInt64, _load(self._cell))
+
+    def __setstate__(self, state):
+        value, attributes = parse_state(state, "AtomicInt64")
+        lib.ftu_i64_store(self._cell, _to_int64(value, "AtomicInt64 value"))
+        _reconstruct.set_attributes(self, attributes)
 
     # ---- reading operators ------------------------------------------------------------
     __add__, __radd__ = _binary(operator.add, "add")

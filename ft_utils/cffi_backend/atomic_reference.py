@@ -8,10 +8,19 @@ Old objects are released after the lock is let go, so a __del__ that touches the
 reference cannot deadlock.
 """
 
+import inspect
 import threading
 from reprlib import recursive_repr
 
-from ft_utils.cffi_backend._api import document
+from ft_utils import _reconstruct
+from ft_utils.cffi_backend._api import document, init_takes_arguments, new_takes_arguments, parse_state
+
+
+def _arguments(obj=None):
+    return obj
+
+
+_arguments.__name__ = _arguments.__qualname__ = "AtomicReference"  # for its error messages
 
 
 @document
@@ -19,11 +28,19 @@ class AtomicReference:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_obj", "_lock", "__weakref__")
 
-    def __new__(cls, obj=None):
+    # The arguments go to __new__ and __init__ alike (see new_takes_arguments); __init__
+    # stores obj, as set() does.
+    def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
-        self._obj = obj
+        self._obj = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicReference) else None
         self._lock = threading.Lock()
         return self
+
+    def __init__(self, *args, **kwargs):
+        if init_takes_arguments(type(self), AtomicReference):
+            self.set(_arguments(*args, **kwargs))
+
+    __new__.__signature__ = __init__.__signature__ = inspect.signature(lambda cls, obj=None: None)
 
     def get(self, /):
         return self._obj
@@ -50,4 +67,10 @@ class AtomicReference:
         return f"{type(self).__name__}({self._obj!r})"
 
     def __reduce__(self):
-        return (type(self), (self._obj,))
+        # the referent is restored after the copy exists, so a reference may hold itself
+        return _reconstruct.reduce(self, AtomicReference, self._obj)
+
+    def __setstate__(self, state):
+        obj, attributes = parse_state(state, "AtomicReference")
+        AtomicReference.set(self, obj)
+        _reconstruct.set_attributes(self, attributes)

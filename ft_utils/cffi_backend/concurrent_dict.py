@@ -22,6 +22,7 @@ from _thread import RLock
 from itertools import count
 from types import GenericAlias
 
+from ft_utils import _reconstruct
 from ft_utils.cffi_backend._api import document
 
 DEFAULT_SCALING = 17
@@ -162,31 +163,6 @@ class _Iterator:
             if self._state[0] == used_up:
                 self._state, state = state, self._state  # the old one released on return
         return True
-
-
-def _subclass_state(self, cls):
-    """What object.__getstate__ gives for an instance of a subclass (its __dict__ and its
-    slots), without the slots that hold ConcurrentDict's own internals."""
-    state = dict(self.__dict__) if getattr(self, "__dict__", None) else None
-    slots = {}
-    for klass in cls.__mro__:
-        if klass is ConcurrentDict or klass is object:
-            continue
-        names = klass.__dict__.get("__slots__", ())
-        for name in (names,) if isinstance(names, str) else names:
-            if name in ("__dict__", "__weakref__"):
-                continue
-            if name.startswith("__") and not name.endswith("__"):
-                name = f"_{klass.__name__.lstrip('_')}{name}"
-            if name not in slots:
-                try:
-                    slots[name] = getattr(self, name)
-                except AttributeError:
-                    pass
-    return (state, slots) if slots else state
-
-
-_object_getstate = getattr(object, "__getstate__", None)
 
 
 @document
@@ -380,12 +356,7 @@ class ConcurrentDict:
         # copyreg.__newobj__ (no __init__ call), then the instance's attributes, then the
         # pairs through d[k] = v.
         cls = type(self)
-        if cls is ConcurrentDict:
-            state = None
-        elif getattr(cls, "__getstate__", _object_getstate) is not _object_getstate:
-            state = self.__getstate__()  # the subclass's own
-        else:
-            state = _subclass_state(self, cls)
+        state = _reconstruct.attributes(self, ConcurrentDict)
         return (copyreg.__newobj__, (cls, self._count), state, None, iter(self.items()))
 
     __class_getitem__ = classmethod(GenericAlias)

@@ -5,7 +5,7 @@ import inspect
 import operator
 import threading
 
-from ft_utils.cffi_backend._api import document, ffi, lib, owned
+from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
 from ft_utils.cffi_backend._blocking import FOREVER, MISSING, MISSING_ARGS, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
@@ -14,13 +14,23 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _take = lib.ftu_cffi_gather_take
 
 
+def _arguments(scaling=None):
+    check_scaling(scaling, "ConcurrentGatheringIterator")
+
+
+_arguments.__name__ = _arguments.__qualname__ = "ConcurrentGatheringIterator"  # for its error messages
+
+
 @document
 class ConcurrentGatheringIterator:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
     __slots__ = ("_gather", "_objects", "_lock", "__weakref__")
 
-    def __new__(cls, scaling=None):
-        check_scaling(scaling, "ConcurrentGatheringIterator")
+    # The arguments go to __new__ and __init__ alike (see new_takes_arguments); scaling
+    # is only checked.
+    def __new__(cls, *args, **kwargs):
+        if new_takes_arguments(cls, ConcurrentGatheringIterator):
+            _arguments(*args, **kwargs)
         self = object.__new__(cls)
         gather = lib.ftu_gather_new()
         if gather == ffi.NULL:
@@ -29,6 +39,12 @@ class ConcurrentGatheringIterator:
         self._objects = {}
         self._lock = threading.Lock()  # held by every take, so a non-clearing read is safe
         return self
+
+    def __init__(self, *args, **kwargs):
+        if init_takes_arguments(type(self), ConcurrentGatheringIterator):
+            _arguments(*args, **kwargs)
+
+    __new__.__signature__ = __init__.__signature__ = inspect.signature(lambda cls, scaling=None: None)
 
     def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the queues
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")

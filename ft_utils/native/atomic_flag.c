@@ -5,16 +5,34 @@
 
 static inline int64_t *cell(PyObject *self) { return &((AtomicFlagObject *)self)->value; }
 
-static PyObject *AtomicFlag_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+static int AtomicFlag_init(PyObject *op, PyObject *args, PyObject *kwargs);
+
+/* The truth of the value argument (default False), or -1 with an error. */
+static int parse_value(PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"value", NULL};
     PyObject *value = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicFlag", kwlist, &value)) return NULL;
-    int truth = PyObject_IsTrue(value);
-    if (truth < 0) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicFlag", kwlist, &value)) return -1;
+    return PyObject_IsTrue(value);
+}
+
+/* The arguments go to __new__ and __init__ alike (see ftu_new_takes_arguments). */
+static PyObject *AtomicFlag_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    int truth = 0;
+    if (ftu_new_takes_arguments(type, AtomicFlag_new, AtomicFlag_init) && (truth = parse_value(args, kwargs)) < 0)
+        return NULL;
     AtomicFlagObject *self = (AtomicFlagObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     ftu_i64_store(&self->value, truth);
     return (PyObject *)self;
+}
+
+/* Stores the value, as set() does (called again, it sets again). */
+static int AtomicFlag_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    if (!ftu_init_takes_arguments(Py_TYPE(op), AtomicFlag_new, AtomicFlag_init)) return 0;
+    int truth = parse_value(args, kwargs);
+    if (truth < 0) return -1;
+    ftu_i64_store(cell(op), truth);
+    return 0;
 }
 
 static void AtomicFlag_dealloc(PyObject *self) {
@@ -40,8 +58,19 @@ static PyObject *AtomicFlag_repr(PyObject *self) {
     return PyUnicode_FromFormat("%s(%s)", ftu_type_name(Py_TYPE(self)), AtomicFlag_bool(self) ? "True" : "False");
 }
 
+/* Copies and pickles: see ft_utils/_reconstruct.py. */
 static PyObject *AtomicFlag_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
-    return Py_BuildValue("O(O)", (PyObject *)Py_TYPE(self), AtomicFlag_bool(self) ? Py_True : Py_False);
+    return ftu_reduce_atomic(self, &AtomicFlag_Type, PyBool_FromLong(AtomicFlag_bool(self)));
+}
+
+static PyObject *AtomicFlag_setstate(PyObject *self, PyObject *state) {
+    PyObject *attributes, *value = ftu_parse_state(state, "AtomicFlag", &attributes);
+    if (value == NULL) return NULL;
+    int truth = PyObject_IsTrue(value);
+    if (truth < 0) return NULL;
+    ftu_i64_store(cell(self), truth);
+    if (ftu_set_attributes(self, attributes) < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyNumberMethods AtomicFlag_as_number = {
@@ -51,6 +80,7 @@ static PyNumberMethods AtomicFlag_as_number = {
 static PyMethodDef AtomicFlag_methods[] = {
     {"set", AtomicFlag_set, METH_O, DOC_AtomicFlag_set},
     {"__reduce__", AtomicFlag_reduce, METH_NOARGS, "Pickle and copy support."},
+    {"__setstate__", AtomicFlag_setstate, METH_O, "Pickle and copy support."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -66,6 +96,7 @@ PyTypeObject AtomicFlag_Type = {
     .tp_doc = DOC_AtomicFlag,
     .tp_weaklistoffset = offsetof(AtomicFlagObject, weakreflist),
     .tp_methods = AtomicFlag_methods,
+    .tp_init = AtomicFlag_init,
     .tp_new = AtomicFlag_new,
 };
 

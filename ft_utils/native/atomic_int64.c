@@ -70,16 +70,36 @@ static PyObject *raise_status(int status, int64_t seen, const char *op, int64_t 
 
 /* ---- construction, conversion ------------------------------------------------------ */
 
-static PyObject *AtomicInt64_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+static int AtomicInt64_init(PyObject *op, PyObject *args, PyObject *kwargs);
+
+static int parse_value(PyObject *args, PyObject *kwargs, int64_t *value) {
     static char *kwlist[] = {"value", NULL};
-    PyObject *value = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicInt64", kwlist, &value)) return NULL;
+    PyObject *obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicInt64", kwlist, &obj)) return -1;
+    *value = 0;
+    return obj == NULL ? 0 : operand_to_int64(obj, value, "AtomicInt64 value");
+}
+
+/* The arguments go to __new__ and __init__ alike (see ftu_new_takes_arguments), so a
+ * subclass's __init__ may take arguments of its own and pass the value on to
+ * super().__init__(value). */
+static PyObject *AtomicInt64_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     int64_t initial = 0;
-    if (value != NULL && operand_to_int64(value, &initial, "AtomicInt64 value") < 0) return NULL;
+    if (ftu_new_takes_arguments(type, AtomicInt64_new, AtomicInt64_init) && parse_value(args, kwargs, &initial) < 0)
+        return NULL;
     AtomicInt64Object *self = (AtomicInt64Object *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     ftu_i64_store(&self->value, initial);
     return (PyObject *)self;
+}
+
+/* Stores the value, as set() does (called again, it sets again). */
+static int AtomicInt64_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    if (!ftu_init_takes_arguments(Py_TYPE(op), AtomicInt64_new, AtomicInt64_init)) return 0;
+    int64_t value;
+    if (parse_value(args, kwargs, &value) < 0) return -1;
+    ftu_i64_store(cell(op), value);
+    return 0;
 }
 
 static void AtomicInt64_dealloc(PyObject *self) {
@@ -176,8 +196,18 @@ static PyObject *AtomicInt64_round(PyObject *self, PyObject *const *args, Py_ssi
     return r;
 }
 
+/* Copies and pickles: see ft_utils/_reconstruct.py. */
 static PyObject *AtomicInt64_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
-    return Py_BuildValue("O(L)", (PyObject *)Py_TYPE(self), (long long)load(self));
+    return ftu_reduce_atomic(self, &AtomicInt64_Type, PyLong_FromLongLong(load(self)));
+}
+
+static PyObject *AtomicInt64_setstate(PyObject *self, PyObject *state) {
+    PyObject *attributes, *value = ftu_parse_state(state, "AtomicInt64", &attributes);
+    int64_t v;
+    if (value == NULL || operand_to_int64(value, &v, "AtomicInt64 value") < 0) return NULL;
+    ftu_i64_store(cell(self), v);
+    if (ftu_set_attributes(self, attributes) < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 /* ---- reading operators: behave as the int value ------------------------------------ */
@@ -444,6 +474,7 @@ static PyMethodDef AtomicInt64_methods[] = {
     {"__floor__", AtomicInt64_get, METH_NOARGS, "math.floor() of the value: the value."},
     {"__ceil__", AtomicInt64_get, METH_NOARGS, "math.ceil() of the value: the value."},
     {"__reduce__", AtomicInt64_reduce, METH_NOARGS, "Pickle and copy support."},
+    {"__setstate__", AtomicInt64_setstate, METH_O, "Pickle and copy support."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -462,6 +493,7 @@ PyTypeObject AtomicInt64_Type = {
     .tp_weaklistoffset = offsetof(AtomicInt64Object, weakreflist),
     .tp_methods = AtomicInt64_methods,
     .tp_getset = AtomicInt64_getset,
+    .tp_init = AtomicInt64_init,
     .tp_new = AtomicInt64_new,
 };
 

@@ -9,14 +9,35 @@
  */
 #include "native.h"
 
-static PyObject *AtomicReference_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+static int AtomicReference_init(PyObject *op, PyObject *args, PyObject *kwargs);
+static PyObject *swap(AtomicReferenceObject *self, PyObject *new_obj);
+
+static int parse_obj(PyObject *args, PyObject *kwargs, PyObject **obj) {
     static char *kwlist[] = {"obj", NULL};
+    *obj = Py_None;
+    return PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicReference", kwlist, obj) ? 0 : -1;
+}
+
+/* The arguments go to __new__ and __init__ alike (see ftu_new_takes_arguments), so a
+ * subclass's __init__ may take arguments of its own and pass obj on to
+ * super().__init__(obj). */
+static PyObject *AtomicReference_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     PyObject *obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicReference", kwlist, &obj)) return NULL;
+    if (ftu_new_takes_arguments(type, AtomicReference_new, AtomicReference_init) && parse_obj(args, kwargs, &obj) < 0)
+        return NULL;
     AtomicReferenceObject *self = (AtomicReferenceObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->obj = Py_NewRef(obj);
     return (PyObject *)self;
+}
+
+/* Stores obj, as set() does (called again, it sets again). */
+static int AtomicReference_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    if (!ftu_init_takes_arguments(Py_TYPE(op), AtomicReference_new, AtomicReference_init)) return 0;
+    PyObject *obj;
+    if (parse_obj(args, kwargs, &obj) < 0) return -1;
+    Py_DECREF(swap((AtomicReferenceObject *)op, Py_NewRef(obj)));
+    return 0;
 }
 
 static int AtomicReference_traverse(PyObject *op, visitproc visit, void *arg) {
@@ -104,10 +125,18 @@ static PyObject *AtomicReference_repr(PyObject *op) {
     return r;
 }
 
+/* Copies and pickles (see ft_utils/_reconstruct.py): the referent is restored after the
+ * copy exists, so a reference may hold itself. */
 static PyObject *AtomicReference_reduce(PyObject *op, PyObject *Py_UNUSED(ignored)) {
-    PyObject *obj = AtomicReference_get(op, NULL);
-    PyObject *r = Py_BuildValue("O(N)", (PyObject *)Py_TYPE(op), obj);
-    return r;
+    return ftu_reduce_atomic(op, &AtomicReference_Type, AtomicReference_get(op, NULL));
+}
+
+static PyObject *AtomicReference_setstate(PyObject *op, PyObject *state) {
+    PyObject *attributes, *obj = ftu_parse_state(state, "AtomicReference", &attributes);
+    if (obj == NULL) return NULL;
+    Py_DECREF(swap((AtomicReferenceObject *)op, Py_NewRef(obj)));
+    if (ftu_set_attributes(op, attributes) < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef AtomicReference_methods[] = {
@@ -117,6 +146,7 @@ static PyMethodDef AtomicReference_methods[] = {
     {"compare_exchange", (PyCFunction)(void (*)(void))AtomicReference_compare_exchange, METH_FASTCALL,
      DOC_AtomicReference_compare_exchange},
     {"__reduce__", AtomicReference_reduce, METH_NOARGS, "Pickle and copy support."},
+    {"__setstate__", AtomicReference_setstate, METH_O, "Pickle and copy support."},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
     {NULL, NULL, 0, NULL},
 };
@@ -133,6 +163,7 @@ PyTypeObject AtomicReference_Type = {
     .tp_clear = AtomicReference_clear,
     .tp_weaklistoffset = offsetof(AtomicReferenceObject, weakreflist),
     .tp_methods = AtomicReference_methods,
+    .tp_init = AtomicReference_init,
     .tp_new = AtomicReference_new,
 };
 

@@ -43,11 +43,19 @@ static PyTypeObject GatheringPass_Type;
 
 static inline ftu_gather *gather_of(PyObject *op) { return ((GathererObject *)op)->gather; }
 
-static PyObject *Gatherer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+static int Gatherer_init(PyObject *op, PyObject *args, PyObject *kwargs);
+
+static int check_arguments(PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"scaling", NULL};
     PyObject *scaling = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:ConcurrentGatheringIterator", kwlist, &scaling)) return NULL;
-    if (ftu_check_scaling(scaling, "ConcurrentGatheringIterator") < 0) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:ConcurrentGatheringIterator", kwlist, &scaling)) return -1;
+    return ftu_check_scaling(scaling, "ConcurrentGatheringIterator");
+}
+
+/* The arguments go to __new__ and __init__ alike (see ftu_new_takes_arguments); scaling
+ * is only checked. */
+static PyObject *Gatherer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    if (ftu_new_takes_arguments(type, Gatherer_new, Gatherer_init) && check_arguments(args, kwargs) < 0) return NULL;
     GathererObject *self = (GathererObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->gather = ftu_gather_new();
@@ -56,6 +64,11 @@ static PyObject *Gatherer_new(PyTypeObject *type, PyObject *args, PyObject *kwar
         return PyErr_NoMemory();
     }
     return (PyObject *)self;
+}
+
+static int Gatherer_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    if (!ftu_init_takes_arguments(Py_TYPE(op), Gatherer_new, Gatherer_init)) return 0;
+    return check_arguments(args, kwargs);
 }
 
 static void release_all(ftu_gather *gather) {
@@ -296,6 +309,7 @@ PyTypeObject ConcurrentGatheringIterator_Type = {
     .tp_clear = Gatherer_clear,
     .tp_weaklistoffset = offsetof(GathererObject, weakreflist),
     .tp_methods = Gatherer_methods,
+    .tp_init = Gatherer_init,
     .tp_new = Gatherer_new,
 };
 

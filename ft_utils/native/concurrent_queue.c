@@ -45,7 +45,7 @@ static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs);
  * super().__init__(). */
 static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     int lock_free = 0, given = 0;
-    if ((type->tp_new != ConcurrentQueue_new || type->tp_init == ConcurrentQueue_init) &&
+    if (ftu_new_takes_arguments(type, ConcurrentQueue_new, ConcurrentQueue_init) &&
         parse_arguments(args, kwargs, &lock_free, &given) < 0)
         return NULL;
     QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
@@ -61,8 +61,7 @@ static PyObject *ConcurrentQueue_new(PyTypeObject *type, PyObject *args, PyObjec
 /* Checks the arguments; lock_free, if given, sets the wait mode (a subclass's __init__
  * may pass it on to super().__init__()). */
 static int ConcurrentQueue_init(PyObject *op, PyObject *args, PyObject *kwargs) {
-    PyTypeObject *type = Py_TYPE(op);
-    if (type->tp_init == ConcurrentQueue_init && type->tp_new != ConcurrentQueue_new) return 0; /* __new__'s */
+    if (!ftu_init_takes_arguments(Py_TYPE(op), ConcurrentQueue_new, ConcurrentQueue_init)) return 0;
     int lock_free, given;
     if (parse_arguments(args, kwargs, &lock_free, &given) < 0) return -1;
     if (given) ftu_queue_set_spin(queue_of(op), lock_free);

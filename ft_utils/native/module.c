@@ -12,6 +12,42 @@ const char *ftu_type_name(PyTypeObject *type) {
     return dot ? dot + 1 : type->tp_name;
 }
 
+/* ft_utils._reconstruct, imported when first needed (copies and pickles are rare). */
+static PyObject *reconstruct(void) {
+    static PyObject *module; /* kept for the process: the module object lives that long */
+    if (module == NULL) module = PyImport_ImportModule("ft_utils._reconstruct");
+    return module;
+}
+
+PyObject *ftu_reduce_atomic(PyObject *op, PyTypeObject *base, PyObject *value) {
+    PyObject *module = reconstruct();
+    if (module == NULL || value == NULL) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    PyObject *result = PyObject_CallMethod(module, "reduce", "OON", op, (PyObject *)base, value);
+    return result;
+}
+
+int ftu_set_attributes(PyObject *op, PyObject *attributes) {
+    if (attributes == Py_None) return 0;
+    PyObject *module = reconstruct();
+    if (module == NULL) return -1;
+    PyObject *result = PyObject_CallMethod(module, "set_attributes", "OO", op, attributes);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
+PyObject *ftu_parse_state(PyObject *state, const char *type_name, PyObject **attributes) {
+    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 2) {
+        PyErr_Format(PyExc_TypeError, "%s.__setstate__() takes a (value, attributes) tuple, not %.200s", type_name,
+                     Py_TYPE(state)->tp_name);
+        return NULL;
+    }
+    *attributes = PyTuple_GET_ITEM(state, 1);
+    return PyTuple_GET_ITEM(state, 0);
+}
+
 int ftu_add_type(PyObject *module, PyTypeObject *type) {
     if (PyType_Ready(type) < 0) return -1;
     return PyModule_AddObjectRef(module, ftu_type_name(type), (PyObject *)type);

@@ -142,6 +142,25 @@ void QueueObject_dealloc(PyObject *op);
 /* A new LocalWrapper around obj (local_wrapper.c). */
 PyObject *ftu_local_wrap(PyObject *obj);
 
+/* Arguments of construction, shared as object.__new__ and object.__init__ share them:
+ * __new__ takes them unless a subclass overrides __init__ and not __new__ (they are then
+ * that __init__'s, which passes ours on through super().__init__()); __init__ takes them
+ * unless a subclass overrides __new__ and not __init__ (they were that __new__'s). */
+static inline int ftu_new_takes_arguments(PyTypeObject *type, newfunc own_new, initproc own_init) {
+    return type->tp_new != own_new || type->tp_init == own_init;
+}
+static inline int ftu_init_takes_arguments(PyTypeObject *type, newfunc own_new, initproc own_init) {
+    return type->tp_init != own_init || type->tp_new == own_new;
+}
+
+/* Copies and pickles of the atomics (module.c, over ft_utils/_reconstruct.py): __reduce__
+ * for an instance of base or a subclass, given its value (a new reference, taken); in
+ * __setstate__, the value of a (value, attributes) state (borrowed, NULL with TypeError
+ * for another state), and the instance's attributes restored. */
+PyObject *ftu_reduce_atomic(PyObject *op, PyTypeObject *base, PyObject *value);
+PyObject *ftu_parse_state(PyObject *state, const char *type_name, PyObject **attributes);
+int ftu_set_attributes(PyObject *op, PyObject *attributes);
+
 /* Shared helpers (module.c): ready type and add it to module under its short name; the
  * name of a type without its module, for reprs. */
 int ftu_add_type(PyObject *module, PyTypeObject *type);
