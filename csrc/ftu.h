@@ -216,6 +216,14 @@ int ftu_gather_visit(ftu_gather *g, int (*visit)(uint64_t word, void *arg), void
  * one call at a time costs O(table size + n) in all. */
 int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word);
 
+/* ---- testing aid ---------------------------------------------------------------------- */
+
+/* Makes the core's allocations fail, as when memory is exhausted: the first `after`
+ * allocations from now succeed and every later one fails, until this is called with
+ * after < 0 (the default state: nothing fails). For tests of what each operation does
+ * when it cannot allocate; process-wide, so not for use while other threads work. */
+void ftu_fail_allocations(int64_t after);
+
 /* FTU_CDEF_END */
 
 #ifdef __cplusplus

@@ -12,6 +12,7 @@
  * advances it calls ftu_gather_notify, which wakes every waiter to re-read its cell.
  */
 #include "ftu.h"
+#include "ftu_memory.h"
 #include "ftu_wait.h"
 
 #include <stdlib.h>
@@ -44,7 +45,7 @@ struct ftu_gather {
 #define CELL(cell) ((_Atomic int64_t *)(cell))
 
 static struct entry *table_new(int64_t capacity) {
-    struct entry *table = malloc((size_t)capacity * sizeof(struct entry));
+    struct entry *table = ftu_malloc((size_t)capacity * sizeof(struct entry));
     if (table != NULL) {
         for (int64_t i = 0; i < capacity; i++) table[i].key = EMPTY_SLOT;
     }
@@ -52,7 +53,7 @@ static struct entry *table_new(int64_t capacity) {
 }
 
 ftu_gather *ftu_gather_new(void) {
-    ftu_gather *g = calloc(1, sizeof(ftu_gather));
+    ftu_gather *g = ftu_calloc(1, sizeof(ftu_gather));
     if (g == NULL) return NULL;
     g->capacity = 64;
     g->table = table_new(g->capacity);

@@ -29,6 +29,7 @@
  * is either in the queue before the shutdown or fails with FTU_SHUTDOWN.
  */
 #include "ftu.h"
+#include "ftu_memory.h"
 #include "ftu_wait.h"
 
 #include <stdlib.h>
@@ -128,7 +129,7 @@ static struct segment *segment_get(ftu_queue *q) {
     struct segment *seg = atomic_exchange(&q->spare, NULL);
     if (seg == NULL) seg = retired_take(q);
     if (seg == NULL) {
-        seg = malloc(sizeof(struct segment));
+        seg = ftu_malloc(sizeof(struct segment));
         if (seg == NULL) return NULL;
         COUNT_SEGMENTS(1);
     }
@@ -237,7 +238,7 @@ static void watch_end(ftu_queue *q, uint64_t e) {
 
 ftu_queue *ftu_queue_new(int64_t capacity, int flags) {
     size_t size = (sizeof(ftu_queue) + 63) & ~(size_t)63;
-    ftu_queue *q = aligned_alloc(64, size);
+    ftu_queue *q = ftu_aligned_alloc(64, size);
     if (q == NULL) return NULL;
     memset(q, 0, size);
     q->flags = flags;

@@ -64,6 +64,10 @@ def set_attributes(obj, state):
     slots = None
     if isinstance(state, tuple) and len(state) == 2:
         state, slots = state
+    for part in (state, slots):
+        if part is not None and not isinstance(part, dict):
+            raise TypeError(f"{type(obj).__name__}.__setstate__(): the attributes must be a dict, "
+                            f"a (dict, dict) tuple or None, not {type(part).__name__}")
     if state:
         obj.__dict__.update(state)
     if slots:

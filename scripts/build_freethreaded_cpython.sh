@@ -6,14 +6,24 @@
 # The archive mirror is read from the machine's own apt configuration; apt runs with a
 # private state directory so the system's sources and lists are left untouched.
 #
+# `--tsan` builds a second one, configured --with-thread-sanitizer, into its own cache
+# directory (…t-tsan), for `make test-tsan`.
+#
 # Prints the path of the interpreter (…/bin/python3.13t) on its last line.
 set -euo pipefail
+
+flavor="" configure_extra=()
+case "${1:-}" in
+    "") ;;
+    --tsan) flavor="-tsan"; configure_extra=(--with-thread-sanitizer) ;;
+    *) echo "usage: $0 [--tsan]" >&2; exit 2 ;;
+esac
 
 cache_root="${FT_UTILS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ft_utils}"
 mkdir -p "$cache_root"
 
 # An interpreter already built (any 3.13.x) is reused.
-for existing in "$cache_root"/cpython-3.13.*t/bin/python3.13t; do
+for existing in "$cache_root"/cpython-3.13.*t"$flavor"/bin/python3.13t; do
     if [ -x "$existing" ] && "$existing" -c 'import sys; assert not sys._is_gil_enabled()' 2>/dev/null; then
         echo "free-threaded CPython found in cache: $existing" >&2
         echo "$existing"
@@ -81,14 +91,14 @@ done
 [ -n "$orig" ] || { log "no python3.13 source could be downloaded"; exit 1; }
 
 upstream=$(basename "$orig" | sed -E 's/^python3\.13_([0-9.]+)[^.]*\.orig.*/\1/')
-prefix="$cache_root/cpython-${upstream}t"
-log "building CPython $upstream (free-threaded) into $prefix"
+prefix="$cache_root/cpython-${upstream}t$flavor"
+log "building CPython $upstream (free-threaded${flavor:+, ThreadSanitizer}) into $prefix"
 
-build="$cache_root/build-$upstream"
+build="$cache_root/build-$upstream$flavor"
 rm -rf "$build"; mkdir -p "$build"
 tar -xf "$orig" -C "$build" --strip-components=1
 cd "$build"
-./configure --disable-gil --prefix="$prefix" --with-ensurepip=install >"$build/configure.log" 2>&1 \
+./configure --disable-gil "${configure_extra[@]}" --prefix="$prefix" --with-ensurepip=install >"$build/configure.log" 2>&1 \
     || { tail -n 40 "$build/configure.log" >&2; exit 1; }
 make -j"$(nproc)" >"$build/make.log" 2>&1 || { tail -n 60 "$build/make.log" >&2; exit 1; }
 make install >"$build/install.log" 2>&1 || { tail -n 60 "$build/install.log" >&2; exit 1; }

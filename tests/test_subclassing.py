@@ -175,3 +175,53 @@ def test_setstate_refuses_another_state(backend):
     for class_name in VALUE_TYPES:
         with pytest.raises(TypeError, match="__setstate__"):
             getattr(backend, class_name)().__setstate__(5)
+
+
+@pytest.mark.parametrize("class_name", VALUE_TYPES)
+def test_a_failed_setstate_changes_nothing(backend, class_name):
+    value, read = VALUE_TYPES[class_name]
+    x = getattr(backend, class_name)(value)
+    other = {"AtomicInt64": 9, "AtomicReference": "nine", "AtomicFlag": False}[class_name]
+    with pytest.raises(TypeError, match="attributes"):
+        x.__setstate__((other, "not attributes"))
+    assert read(x) == value
+
+
+@pytest.mark.parametrize("name", ["_cell", "_obj", "_lock", "_queue", "_count", "_shards", "_locks", "_gather"])
+def test_subclass_attributes_never_touch_the_internals(backend, name):
+    """A subclass may use any attribute name: ours do not collide with it (the cffi
+    backend's internals once were plain `_obj`, `_lock`, `_cell`...)."""
+    made = {
+        "AtomicInt64": lambda cls: cls(5),
+        "AtomicReference": lambda cls: cls("five"),
+        "AtomicFlag": lambda cls: cls(True),
+        "ConcurrentDict": lambda cls: cls(),
+        "ConcurrentQueue": lambda cls: cls(),
+        "StdConcurrentQueue": lambda cls: cls(),
+        "ConcurrentGatheringIterator": lambda cls: cls(),
+    }
+    for class_name, make in made.items():
+        sub = type("Sub", (getattr(backend, class_name),), {})
+        x = make(sub)
+        setattr(x, name, "user data")
+        if class_name == "AtomicInt64":
+            assert x.incr() == 6
+        elif class_name == "AtomicReference":
+            x.set("six")
+            assert x.get() == "six"
+        elif class_name == "AtomicFlag":
+            x.set(False)
+            assert not x
+        elif class_name == "ConcurrentDict":
+            x[1] = 2
+            assert x[1] == 2 and len(x) == 1
+        elif class_name == "ConcurrentQueue":
+            x.push(1)
+            assert x.pop() == 1
+        elif class_name == "StdConcurrentQueue":
+            x.put(1)
+            assert x.get() == 1
+        else:
+            x.insert(0, "a")
+            assert list(x.iterator(0)) == ["a"]
+        assert getattr(x, name) == "user data"

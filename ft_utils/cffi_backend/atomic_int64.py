@@ -23,7 +23,7 @@ def _to_int64(value, what):
     """An integer operand (int, AtomicInt64 or an object with __index__) as an int in the
     int64 range; TypeError or OverflowError naming ``what`` otherwise."""
     if isinstance(value, AtomicInt64):
-        return _load(value._cell)
+        return _load(value._ftu_cell)
     if not isinstance(value, int):
         if not hasattr(type(value), "__index__"):
             raise TypeError(f"{what} must be an integer, not '{type(value).__name__}'")
@@ -97,19 +97,19 @@ def _binary(op, name):
 
     def forward(self, other):
         if isinstance(other, int):
-            return op(_load(self._cell), other)
+            return op(_load(self._ftu_cell), other)
         if isinstance(other, AtomicInt64):
-            return op(_load(self._cell), _load(other._cell))
+            return op(_load(self._ftu_cell), _load(other._ftu_cell))
         method = _special(type(other), reflected_name)
-        return NotImplemented if method is None else _call_special(method, other, _load(self._cell))
+        return NotImplemented if method is None else _call_special(method, other, _load(self._ftu_cell))
 
     def reflected(self, other):
         if isinstance(other, int):
-            return op(other, _load(self._cell))
+            return op(other, _load(self._ftu_cell))
         if isinstance(other, AtomicInt64):
-            return op(_load(other._cell), _load(self._cell))
+            return op(_load(other._ftu_cell), _load(self._ftu_cell))
         method = _special(type(other), forward_name)
-        return NotImplemented if method is None else _call_special(method, other, _load(self._cell))
+        return NotImplemented if method is None else _call_special(method, other, _load(self._ftu_cell))
 
     return forward, reflected
 
@@ -117,17 +117,17 @@ def _binary(op, name):
 def _compare(op, reflected_name):
     def method(self, other):
         if isinstance(other, int):
-            return op(_load(self._cell), other)
+            return op(_load(self._ftu_cell), other)
         if isinstance(other, AtomicInt64):
-            return op(_load(self._cell), _load(other._cell))
+            return op(_load(self._ftu_cell), _load(other._ftu_cell))
         reflected = _special(type(other), reflected_name)
-        return NotImplemented if reflected is None else _call_special(reflected, other, _load(self._cell))
+        return NotImplemented if reflected is None else _call_special(reflected, other, _load(self._ftu_cell))
 
     return method
 
 
 def _pow_operand(value):
-    return _load(value._cell) if isinstance(value, AtomicInt64) else value
+    return _load(value._ftu_cell) if isinstance(value, AtomicInt64) else value
 
 
 def _inplace(core_op, symbol):
@@ -140,7 +140,7 @@ def _inplace(core_op, symbol):
                 f"unsupported operand type(s) for {symbol}: '{type(self).__name__}' and '{_type_name(type(other))}'"
             )
         v = _to_int64(other, "operand of AtomicInt64 in-place operator")
-        r = core_op(self._cell, v)
+        r = core_op(self._ftu_cell, v)
         if r.status:
             _raise_status(r.status, r.value, symbol, v)
         return self
@@ -158,7 +158,7 @@ _SIGNATURE = inspect.signature(lambda cls, value=0: None)
 
 @document
 class AtomicInt64:
-    __slots__ = ("_cell", "__weakref__")
+    __slots__ = ("_ftu_cell", "__weakref__")
 
     # The arguments go to __new__ and __init__ alike (see new_takes_arguments), so a
     # subclass's __init__ may take arguments of its own and pass the value on to
@@ -166,52 +166,52 @@ class AtomicInt64:
     def __new__(cls, *args, **kwargs):
         value = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicInt64) else 0
         self = object.__new__(cls)
-        self._cell = ffi.new("int64_t *", value)
+        self._ftu_cell = ffi.new("int64_t *", value)
         return self
 
     def __init__(self, *args, **kwargs):
         if init_takes_arguments(type(self), AtomicInt64):
-            lib.ftu_i64_store(self._cell, _arguments(*args, **kwargs))
+            lib.ftu_i64_store(self._ftu_cell, _arguments(*args, **kwargs))
 
     __new__.__signature__ = __init__.__signature__ = _SIGNATURE
 
     def get(self, /):
-        return _load(self._cell)
+        return _load(self._ftu_cell)
 
     def set(self, value, /):
-        lib.ftu_i64_store(self._cell, _to_int64(value, "AtomicInt64.set() value"))
+        lib.ftu_i64_store(self._ftu_cell, _to_int64(value, "AtomicInt64.set() value"))
 
     def incr(self, /):
-        r = lib.ftu_i64_add(self._cell, 1)
+        r = lib.ftu_i64_add(self._ftu_cell, 1)
         if r.status:
             _raise_status(r.status, r.value, "+", 1)
         return r.value
 
     def decr(self, /):
-        r = lib.ftu_i64_sub(self._cell, 1)
+        r = lib.ftu_i64_sub(self._ftu_cell, 1)
         if r.status:
             _raise_status(r.status, r.value, "-", 1)
         return r.value
 
     def add(self, value, /):
         v = _to_int64(value, "AtomicInt64.add() value")
-        r = lib.ftu_i64_add(self._cell, v)
+        r = lib.ftu_i64_add(self._ftu_cell, v)
         if r.status:
             _raise_status(r.status, r.value, "+", v)
         return r.value
 
     def exchange(self, value, /):
-        return lib.ftu_i64_exchange(self._cell, _to_int64(value, "AtomicInt64.exchange() value"))
+        return lib.ftu_i64_exchange(self._ftu_cell, _to_int64(value, "AtomicInt64.exchange() value"))
 
     def compare_exchange(self, expected, value, /):
         e = _to_int64(expected, "AtomicInt64.compare_exchange() expected")
         v = _to_int64(value, "AtomicInt64.compare_exchange() value")
-        return lib.ftu_i64_compare_exchange(self._cell, e, v) == e
+        return lib.ftu_i64_compare_exchange(self._ftu_cell, e, v) == e
 
     # ---- the numbers.Integral interface an int has ----------------------------------------
     @property
     def numerator(self):
-        return _load(self._cell)
+        return _load(self._ftu_cell)
 
     @property
     def denominator(self):
@@ -219,51 +219,52 @@ class AtomicInt64:
 
     @property
     def real(self):
-        return _load(self._cell)
+        return _load(self._ftu_cell)
 
     @property
     def imag(self):
         return 0
 
     def conjugate(self, /):
-        return _load(self._cell)
+        return _load(self._ftu_cell)
 
     # ---- conversion -------------------------------------------------------------------
     def __int__(self):
-        return _load(self._cell)
+        return _load(self._ftu_cell)
 
     __index__ = __int__
     __pos__ = __int__
 
     def __float__(self):
-        return float(_load(self._cell))
+        return float(_load(self._ftu_cell))
 
     def __bool__(self):
-        return _load(self._cell) != 0
+        return _load(self._ftu_cell) != 0
 
     def __repr__(self):
-        return f"{type(self).__name__}({_load(self._cell)})"
+        return f"{type(self).__name__}({_load(self._ftu_cell)})"
 
     def __str__(self):
-        return str(_load(self._cell))
+        return str(_load(self._ftu_cell))
 
     def __format__(self, format_spec):
-        return format(_load(self._cell), format_spec)
+        return format(_load(self._ftu_cell), format_spec)
 
     # Without these, math.floor(a) and friends would go through float and lose precision
     # above 2**53.
     def __round__(self, ndigits=None):
-        return round(_load(self._cell), ndigits)
+        return round(_load(self._ftu_cell), ndigits)
 
     __trunc__ = __floor__ = __ceil__ = __int__
 
     def __reduce__(self):
-        return _reconstruct.reduce(self, AtomicInt64, _load(self._cell))
+        return _reconstruct.reduce(self, AtomicInt64, _load(self._ftu_cell))
 
     def __setstate__(self, state):
         value, attributes = parse_state(state, "AtomicInt64")
-        lib.ftu_i64_store(self._cell, _to_int64(value, "AtomicInt64 value"))
-        _reconstruct.set_attributes(self, attributes)
+        value = _to_int64(value, "AtomicInt64 value")
+        _reconstruct.set_attributes(self, attributes)  # first: a failure changes nothing
+        lib.ftu_i64_store(self._ftu_cell, value)
 
     # ---- reading operators ------------------------------------------------------------
     __add__, __radd__ = _binary(operator.add, "add")
@@ -287,21 +288,21 @@ class AtomicInt64:
     def __pow__(self, other, mod=None):
         if mod is None:
             return AtomicInt64._pow2(self, other)
-        return pow(_load(self._cell), _pow_operand(other), _pow_operand(mod))
+        return pow(_load(self._ftu_cell), _pow_operand(other), _pow_operand(mod))
 
     def __rpow__(self, other, mod=None):
         if mod is None:
             return AtomicInt64._rpow2(self, other)
-        return pow(_pow_operand(other), _load(self._cell), _pow_operand(mod))
+        return pow(_pow_operand(other), _load(self._ftu_cell), _pow_operand(mod))
 
     def __neg__(self):
-        return -_load(self._cell)
+        return -_load(self._ftu_cell)
 
     def __abs__(self):
-        return abs(_load(self._cell))
+        return abs(_load(self._ftu_cell))
 
     def __invert__(self):
-        return ~_load(self._cell)
+        return ~_load(self._ftu_cell)
 
     __eq__ = _compare(operator.eq, "__eq__")
     __ne__ = _compare(operator.ne, "__ne__")

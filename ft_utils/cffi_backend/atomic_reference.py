@@ -26,14 +26,14 @@ _arguments.__name__ = _arguments.__qualname__ = "AtomicReference"  # for its err
 @document
 class AtomicReference:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
-    __slots__ = ("_obj", "_lock", "__weakref__")
+    __slots__ = ("_ftu_obj", "_ftu_lock", "__weakref__")
 
     # The arguments go to __new__ and __init__ alike (see new_takes_arguments); __init__
     # stores obj, as set() does.
     def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
-        self._obj = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicReference) else None
-        self._lock = threading.Lock()
+        self._ftu_obj = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicReference) else None
+        self._ftu_lock = threading.Lock()
         return self
 
     def __init__(self, *args, **kwargs):
@@ -43,34 +43,34 @@ class AtomicReference:
     __new__.__signature__ = __init__.__signature__ = inspect.signature(lambda cls, obj=None: None)
 
     def get(self, /):
-        return self._obj
+        return self._ftu_obj
 
     def set(self, obj, /):
-        with self._lock:
-            old, self._obj = self._obj, obj
+        with self._ftu_lock:
+            old, self._ftu_obj = self._ftu_obj, obj
         del old  # released outside the lock
 
     def exchange(self, obj, /):
-        with self._lock:
-            old, self._obj = self._obj, obj
+        with self._ftu_lock:
+            old, self._ftu_obj = self._ftu_obj, obj
         return old
 
     def compare_exchange(self, expected, obj, /):
-        with self._lock:
-            if self._obj is not expected:
+        with self._ftu_lock:
+            if self._ftu_obj is not expected:
                 return False
-            self._obj = obj
+            self._ftu_obj = obj
         return True
 
     @recursive_repr("...")
     def __repr__(self):
-        return f"{type(self).__name__}({self._obj!r})"
+        return f"{type(self).__name__}({self._ftu_obj!r})"
 
     def __reduce__(self):
         # the referent is restored after the copy exists, so a reference may hold itself
-        return _reconstruct.reduce(self, AtomicReference, self._obj)
+        return _reconstruct.reduce(self, AtomicReference, self._ftu_obj)
 
     def __setstate__(self, state):
         obj, attributes = parse_state(state, "AtomicReference")
+        _reconstruct.set_attributes(self, attributes)  # first: a failure changes nothing
         AtomicReference.set(self, obj)
-        _reconstruct.set_attributes(self, attributes)

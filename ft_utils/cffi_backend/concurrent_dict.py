@@ -155,7 +155,7 @@ class _Iterator:
         if d is None:
             return False
         shard = used_up + 1
-        if shard >= d._count:
+        if shard >= d._ftu_count:
             self._dict = None  # `d` is released on return
             return False
         state = (shard, d._shard_keys(shard), count())  # built before taking the lock
@@ -167,24 +167,24 @@ class _Iterator:
 
 @document
 class ConcurrentDict:
-    __slots__ = ("_count", "_shards", "_locks", "__weakref__")
+    __slots__ = ("_ftu_count", "_ftu_shards", "_ftu_locks", "__weakref__")
 
     def __new__(cls, scaling=DEFAULT_SCALING):
         count = _check_scaling(scaling)
         self = object.__new__(cls)
-        self._count = count
-        self._shards = [{} for _ in range(count)]
-        self._locks = [_ShardLock() for _ in range(count)]
+        self._ftu_count = count
+        self._ftu_shards = [{} for _ in range(count)]
+        self._ftu_locks = [_ShardLock() for _ in range(count)]
         return self
 
     @property
     def scaling(self):
-        return self._count
+        return self._ftu_count
 
     # ---- reads (no lock) ---------------------------------------------------------------
 
     def __getitem__(self, key):
-        value = self._shards[hash(key) % self._count].get(key, _MISSING)
+        value = self._ftu_shards[hash(key) % self._ftu_count].get(key, _MISSING)
         if value is _MISSING:
             return self._missing(key)
         return value
@@ -201,51 +201,51 @@ class ConcurrentDict:
         raise KeyError(key)
 
     def __contains__(self, key):
-        return key in self._shards[hash(key) % self._count]
+        return key in self._ftu_shards[hash(key) % self._ftu_count]
 
     def __len__(self):
-        return sum(map(len, self._shards))
+        return sum(map(len, self._ftu_shards))
 
     def get(self, key, default=None, /):
-        return self._shards[hash(key) % self._count].get(key, default)
+        return self._ftu_shards[hash(key) % self._ftu_count].get(key, default)
 
     # ---- writes (under the shard lock) -------------------------------------------------
     # Each keeps the value it replaces or removes in a local (`old`), released when the
     # method returns, after the lock: that value's __del__ may write to this dict.
 
     def __setitem__(self, key, value):
-        index = hash(key) % self._count
-        shard = self._shards[index]
-        with self._locks[index]:
+        index = hash(key) % self._ftu_count
+        shard = self._ftu_shards[index]
+        with self._ftu_locks[index]:
             old = shard.setdefault(key, value)  # one lookup to insert a new key
             if old is not value:
                 shard[key] = value
 
     def __delitem__(self, key):
-        index = hash(key) % self._count
-        with self._locks[index]:
-            old = self._shards[index].pop(key)  # noqa: F841
+        index = hash(key) % self._ftu_count
+        with self._ftu_locks[index]:
+            old = self._ftu_shards[index].pop(key)  # noqa: F841
 
     def pop(self, key, /, *default):
         if len(default) > 1:
             raise TypeError(f"pop expected 1 or 2 arguments, got {1 + len(default)}")
-        index = hash(key) % self._count
-        with self._locks[index]:
-            return self._shards[index].pop(key, *default)
+        index = hash(key) % self._ftu_count
+        with self._ftu_locks[index]:
+            return self._ftu_shards[index].pop(key, *default)
 
     def setdefault(self, key, default=None, /):
-        index = hash(key) % self._count
-        shard = self._shards[index]
+        index = hash(key) % self._ftu_count
+        shard = self._ftu_shards[index]
         value = shard.get(key, _MISSING)  # lock-free fast path: most calls find the key
         if value is not _MISSING:
             return value
-        with self._locks[index]:
+        with self._ftu_locks[index]:
             return shard.setdefault(key, default)
 
     def compare_and_set(self, key, expected, value, /):
-        index = hash(key) % self._count
-        shard = self._shards[index]
-        with self._locks[index]:
+        index = hash(key) % self._ftu_count
+        shard = self._ftu_shards[index]
+        with self._ftu_locks[index]:
             current = shard.get(key, _MISSING)
             if current is _MISSING or current is not expected:
                 return False
@@ -253,9 +253,9 @@ class ConcurrentDict:
             return True
 
     def compare_and_delete(self, key, expected, /):
-        index = hash(key) % self._count
-        shard = self._shards[index]
-        with self._locks[index]:
+        index = hash(key) % self._ftu_count
+        shard = self._ftu_shards[index]
+        with self._ftu_locks[index]:
             current = shard.get(key, _MISSING)
             if current is _MISSING or current is not expected:
                 return False
@@ -277,11 +277,14 @@ class ConcurrentDict:
             store(self, key, value)
 
     def clear(self, /):
-        for shard, lock in zip(self._shards, self._locks):
+        # The copies keep what clear() drops alive until every shard is cleared: finalizers
+        # run after clear() (a write they make is not wiped by it).
+        removed = [None] * self._ftu_count
+        for i, (shard, lock) in enumerate(zip(self._ftu_shards, self._ftu_locks)):
             with lock:
-                removed = shard.copy()  # keeps what clear() drops alive until after the lock
+                removed[i] = shard.copy()
                 shard.clear()
-            del removed
+        del removed
 
     # ---- whole-dict operations ---------------------------------------------------------
 
@@ -289,15 +292,15 @@ class ConcurrentDict:
         # A copy of each shard, taken under its lock. A copy runs no Python code; building
         # lists of items from it (which allocates, and so may run the collector and its
         # finalizers) happens on the private copy, outside the lock.
-        return map(self._shard_copy, range(self._count))
+        return map(self._shard_copy, range(self._ftu_count))
 
     def _shard_copy(self, index):
-        with self._locks[index]:
-            return self._shards[index].copy()
+        with self._ftu_locks[index]:
+            return self._ftu_shards[index].copy()
 
     def _shard_keys(self, index):
-        with self._locks[index]:
-            return list(self._shards[index])
+        with self._ftu_locks[index]:
+            return list(self._ftu_shards[index])
 
     def as_dict(self, /):
         result = {}
@@ -306,8 +309,8 @@ class ConcurrentDict:
         return result
 
     def copy(self, /):
-        copy = ConcurrentDict.__new__(ConcurrentDict, self._count)
-        copy._shards = list(self._snapshots())  # same shard count: same placement
+        copy = ConcurrentDict.__new__(ConcurrentDict, self._ftu_count)
+        copy._ftu_shards = list(self._snapshots())  # same shard count: same placement
         return copy
 
     def keys(self, /):
@@ -357,6 +360,6 @@ class ConcurrentDict:
         # pairs through d[k] = v.
         cls = type(self)
         state = _reconstruct.attributes(self, ConcurrentDict)
-        return (copyreg.__newobj__, (cls, self._count), state, None, iter(self.items()))
+        return (copyreg.__newobj__, (cls, self._ftu_count), state, None, iter(self.items()))
 
     __class_getitem__ = classmethod(GenericAlias)

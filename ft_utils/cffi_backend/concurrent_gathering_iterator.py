@@ -24,7 +24,7 @@ _arguments.__name__ = _arguments.__qualname__ = "ConcurrentGatheringIterator"  #
 @document
 class ConcurrentGatheringIterator:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
-    __slots__ = ("_gather", "_objects", "_lock", "__weakref__")
+    __slots__ = ("_ftu_gather", "_ftu_objects", "_ftu_lock", "__weakref__")
 
     # The arguments go to __new__ and __init__ alike (see new_takes_arguments); scaling
     # is only checked.
@@ -35,9 +35,9 @@ class ConcurrentGatheringIterator:
         gather = lib.ftu_gather_new()
         if gather == ffi.NULL:
             raise MemoryError("cannot allocate a gatherer")
-        self._gather = owned(gather, lib.ftu_gather_free)
-        self._objects = {}
-        self._lock = threading.Lock()  # held by every take, so a non-clearing read is safe
+        self._ftu_gather = owned(gather, lib.ftu_gather_free)
+        self._ftu_objects = {}
+        self._ftu_lock = threading.Lock()  # held by every take, so a non-clearing read is safe
         return self
 
     def __init__(self, *args, **kwargs):
@@ -53,7 +53,7 @@ class ConcurrentGatheringIterator:
         # Any insert() that raises marks the gatherer failed, a call with the wrong
         # arguments included (as on the native backend): the value it was meant to insert
         # will not arrive, and iterators must not wait for it forever.
-        gather, ticket = self._gather, None
+        gather, ticket = self._ftu_gather, None
         try:
             if kwargs:
                 raise TypeError("insert() takes no keyword arguments")
@@ -65,10 +65,10 @@ class ConcurrentGatheringIterator:
             if not 0 <= key <= _INT64_MAX:
                 raise ValueError(f"insert() key must be between 0 and 2**63 - 1, not {key!r}")
             ticket = next(TICKETS)
-            self._objects[ticket] = value
+            self._ftu_objects[ticket] = value
             status = lib.ftu_cffi_gather_insert(gather, key, ticket)
             if status != lib.FTU_OK:
-                del self._objects[ticket]
+                del self._ftu_objects[ticket]
                 if status == lib.FTU_DUPLICATE:
                     raise ValueError(f"insert() key {key} was already inserted")
                 raise MemoryError("cannot grow the gatherer")
@@ -78,7 +78,7 @@ class ConcurrentGatheringIterator:
             if ticket is not None and lib.ftu_cffi_gather_inserted(gather, ticket):
                 raise
             if ticket is not None:
-                self._objects.pop(ticket, None)
+                self._ftu_objects.pop(ticket, None)
             lib.ftu_gather_fail(gather)
             raise
 
@@ -112,24 +112,24 @@ class ConcurrentGatheringIteratorPass:
     one of them, in key order, and all of them stop after max_key. The next key lives in
     a cell of the core; a thread that takes it moves the cell on and wakes the others."""
 
-    __slots__ = ("_owner", "_gather", "_next_key", "_args", "_get", "_local", "__weakref__")
+    __slots__ = ("_owner", "_ftu_gather", "_next_key", "_args", "_get", "_local", "__weakref__")
 
     def __init__(self, owner, max_key, clear, local):
         self._owner = owner
-        self._gather = owner._gather
+        self._ftu_gather = owner._ftu_gather
         self._next_key = ffi.new("int64_t *", 0)
-        self._args = ((owner._gather,), (self._next_key,), (max_key,), (1 if clear else 0,))
+        self._args = ((owner._ftu_gather,), (self._next_key,), (max_key,), (1 if clear else 0,))
         # a clearing pass takes the value out of the dict, the other one reads it
-        self._get = owner._objects.pop if clear else owner._objects.get
+        self._get = owner._ftu_objects.pop if clear else owner._ftu_objects.get
         self._local = local
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        owner, gather, args, get = self._owner, self._gather, self._args, self._get
+        owner, gather, args, get = self._owner, self._ftu_gather, self._args, self._get
         while True:
-            with owner._lock:
+            with owner._ftu_lock:
                 # ticket from the core to the dict in one C-level step (see _blocking.py)
                 value = next(map(get, map(_take, *args), MISSING_ARGS))
             if value is not MISSING:

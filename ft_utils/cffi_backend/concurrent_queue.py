@@ -22,7 +22,7 @@ _arguments = ConcurrentQueue
 @document
 class ConcurrentQueue:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
-    __slots__ = ("_queue", "__weakref__")
+    __slots__ = ("_ftu_queue", "__weakref__")
 
     # The arguments go to __new__ and __init__ alike, as for any class; each takes them as
     # its own unless a subclass overrides the other (as object.__new__ and
@@ -33,7 +33,7 @@ class ConcurrentQueue:
         if cls.__new__ is not ConcurrentQueue.__new__ or cls.__init__ is ConcurrentQueue.__init__:
             lock_free = _arguments(*args, **kwargs) is True
         self = object.__new__(cls)
-        self._queue = ObjectQueue(0, lib.FTU_QUEUE_SPIN if lock_free else 0)
+        self._ftu_queue = ObjectQueue(0, lib.FTU_QUEUE_SPIN if lock_free else 0)
         return self
 
     __new__.__signature__ = inspect.signature(lambda cls, scaling=None, lock_free=False: None)
@@ -45,29 +45,29 @@ class ConcurrentQueue:
             return  # the arguments were the subclass's __new__'s
         lock_free = _arguments(*args, **kwargs)
         if lock_free is not _NOT_GIVEN:
-            lib.ftu_queue_set_spin(self._queue.queue, 1 if lock_free else 0)
+            lib.ftu_queue_set_spin(self._ftu_queue.queue, 1 if lock_free else 0)
 
     def push(self, value, /):
-        self._queue.push(value, 0)
+        self._ftu_queue.push(value, 0)
 
     def pop(self, /, timeout=None):
-        return self._queue.pop(deadline(timeout))
+        return self._ftu_queue.pop(deadline(timeout))
 
     def pop_local(self, /, timeout=None):
-        return LocalWrapper(self._queue.pop(deadline(timeout)))
+        return LocalWrapper(self._ftu_queue.pop(deadline(timeout)))
 
     def shutdown(self, /, immediate=False):
-        self._queue.shutdown(immediate)
+        self._ftu_queue.shutdown(immediate)
 
     def size(self, /):
-        return self._queue.size()
+        return self._ftu_queue.size()
 
     def empty(self, /):
-        return self._queue.size() == 0
+        return self._ftu_queue.size() == 0
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
     def __repr__(self):
-        state = ["", ", shut down", ", shut down immediately"][lib.ftu_queue_state(self._queue.queue)]
-        return f"<{type(self).__name__} size={self.size()}{', lock_free' if lib.ftu_queue_spins(self._queue.queue) else ''}{state}>"
+        state = ["", ", shut down", ", shut down immediately"][lib.ftu_queue_state(self._ftu_queue.queue)]
+        return f"<{type(self).__name__} size={self.size()}{', lock_free' if lib.ftu_queue_spins(self._ftu_queue.queue) else ''}{state}>"

@@ -69,16 +69,16 @@ def _deadline(block, timeout):
 
 @document
 class StdConcurrentQueue:
-    __slots__ = ("_queue", "_maxsize", "_capacity", "_lock", "__weakref__")
+    __slots__ = ("_ftu_queue", "_ftu_maxsize", "_ftu_capacity", "_ftu_lock", "__weakref__")
 
     # As object.__new__ for queue.Queue: the arguments are __init__'s, so a subclass's
     # __init__ may take any. The queue starts unbounded.
     def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
-        self._queue = ObjectQueue(0, lib.FTU_QUEUE_TASKS)
-        self._maxsize = 0
-        self._capacity = 0
-        self._lock = threading.Lock()  # keeps _maxsize and the core capacity in step
+        self._ftu_queue = ObjectQueue(0, lib.FTU_QUEUE_TASKS)
+        self._ftu_maxsize = 0
+        self._ftu_capacity = 0
+        self._ftu_lock = threading.Lock()  # keeps _maxsize and the core capacity in step
         return self
 
     __new__.__signature__ = inspect.signature(lambda cls, maxsize=0: None)
@@ -90,7 +90,7 @@ class StdConcurrentQueue:
     def _shut_down_first(self, for_get):
         """After block or timeout were found wrong: queue.Queue looks at the shutdown
         first (for get: once the queue is also empty)."""
-        queue = self._queue.queue
+        queue = self._ftu_queue.queue
         state = lib.ftu_queue_state(queue)
         if state == lib.FTU_QUEUE_SHUT_IMMEDIATE or (
                 state == lib.FTU_QUEUE_SHUT and (not for_get or lib.ftu_queue_size(queue) == 0)):
@@ -98,7 +98,7 @@ class StdConcurrentQueue:
 
     def put(self, /, item, block=True, timeout=None):
         # block and timeout matter only if the queue is bounded (then whether or not it is full)
-        bounded = self._capacity > 0
+        bounded = self._ftu_capacity > 0
         deadline = NO_WAIT
         if bounded:
             try:
@@ -107,7 +107,7 @@ class StdConcurrentQueue:
                 self._shut_down_first(False)
                 raise
         try:
-            self._queue.push(item, deadline)
+            self._ftu_queue.push(item, deadline)
             return
         except Full:
             if bounded:
@@ -118,7 +118,7 @@ class StdConcurrentQueue:
         except Exception:
             self._shut_down_first(False)
             raise
-        self._queue.push(item, deadline)
+        self._ftu_queue.push(item, deadline)
 
     def get(self, /, block=True, timeout=None):
         # block, and the timeout if block is true (whether or not an item is there)
@@ -127,46 +127,46 @@ class StdConcurrentQueue:
         except Exception:
             self._shut_down_first(True)
             raise
-        return self._queue.pop(deadline)
+        return self._ftu_queue.pop(deadline)
 
     def put_nowait(self, /, item):
         self.put(item, False)
 
     def get_nowait(self, /):
-        return self._queue.pop(NO_WAIT)
+        return self._ftu_queue.pop(NO_WAIT)
 
     def qsize(self, /):
-        return self._queue.size()
+        return self._ftu_queue.size()
 
     def empty(self, /):
-        return self._queue.size() == 0
+        return self._ftu_queue.size() == 0
 
     def full(self, /):
-        capacity = lib.ftu_queue_capacity(self._queue.queue)
-        return capacity > 0 and self._queue.size() >= capacity
+        capacity = lib.ftu_queue_capacity(self._ftu_queue.queue)
+        return capacity > 0 and self._ftu_queue.size() >= capacity
 
     def task_done(self, /):
-        if lib.ftu_queue_task_done(self._queue.queue) == lib.FTU_TOO_MANY:
+        if lib.ftu_queue_task_done(self._ftu_queue.queue) == lib.FTU_TOO_MANY:
             raise ValueError("task_done() called too many times")
 
     def join(self, /):
-        queue = self._queue.queue
+        queue = self._ftu_queue.queue
         call_blocking(lambda deadline_ns: lib.ftu_queue_join(queue, deadline_ns), FOREVER)
 
     def shutdown(self, /, immediate=False):
-        self._queue.shutdown(immediate)
+        self._ftu_queue.shutdown(immediate)
 
     @property
     def maxsize(self):
-        return self._maxsize
+        return self._ftu_maxsize
 
     @maxsize.setter
     def maxsize(self, value):
         capacity = _capacity(value)
-        with self._lock:
-            self._maxsize = value
-            self._capacity = capacity
-            lib.ftu_queue_set_capacity(self._queue.queue, capacity)
+        with self._ftu_lock:
+            self._ftu_maxsize = value
+            self._ftu_capacity = capacity
+            lib.ftu_queue_set_capacity(self._ftu_queue.queue, capacity)
 
     @maxsize.deleter
     def maxsize(self):
@@ -174,17 +174,17 @@ class StdConcurrentQueue:
 
     @property
     def unfinished_tasks(self):
-        return lib.ftu_queue_unfinished(self._queue.queue)
+        return lib.ftu_queue_unfinished(self._ftu_queue.queue)
 
     @property
     def is_shutdown(self):
-        return lib.ftu_queue_state(self._queue.queue) != lib.FTU_QUEUE_OPEN
+        return lib.ftu_queue_state(self._ftu_queue.queue) != lib.FTU_QUEUE_OPEN
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
     def __repr__(self):
         shut = " shut down" if self.is_shutdown else ""
-        return f"<{type(self).__name__} maxsize={self._maxsize!r} qsize={self.qsize()}{shut}>"
+        return f"<{type(self).__name__} maxsize={self._ftu_maxsize!r} qsize={self.qsize()}{shut}>"
 
     __class_getitem__ = classmethod(GenericAlias)

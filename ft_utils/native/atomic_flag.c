@@ -68,8 +68,8 @@ static PyObject *AtomicFlag_setstate(PyObject *self, PyObject *state) {
     if (value == NULL) return NULL;
     int truth = PyObject_IsTrue(value);
     if (truth < 0) return NULL;
+    if (ftu_set_attributes(self, attributes) < 0) return NULL; /* first: a failure changes nothing */
     ftu_i64_store(cell(self), truth);
-    if (ftu_set_attributes(self, attributes) < 0) return NULL;
     Py_RETURN_NONE;
 }
 

@@ -205,8 +205,8 @@ static PyObject *AtomicInt64_setstate(PyObject *self, PyObject *state) {
     PyObject *attributes, *value = ftu_parse_state(state, "AtomicInt64", &attributes);
     int64_t v;
     if (value == NULL || operand_to_int64(value, &v, "AtomicInt64 value") < 0) return NULL;
+    if (ftu_set_attributes(self, attributes) < 0) return NULL; /* first: a failure changes nothing */
     ftu_i64_store(cell(self), v);
-    if (ftu_set_attributes(self, attributes) < 0) return NULL;
     Py_RETURN_NONE;
 }
 

@@ -134,8 +134,8 @@ static PyObject *AtomicReference_reduce(PyObject *op, PyObject *Py_UNUSED(ignore
 static PyObject *AtomicReference_setstate(PyObject *op, PyObject *state) {
     PyObject *attributes, *obj = ftu_parse_state(state, "AtomicReference", &attributes);
     if (obj == NULL) return NULL;
+    if (ftu_set_attributes(op, attributes) < 0) return NULL; /* first: a failure changes nothing */
     Py_DECREF(swap((AtomicReferenceObject *)op, Py_NewRef(obj)));
-    if (ftu_set_attributes(op, attributes) < 0) return NULL;
     Py_RETURN_NONE;
 }
 

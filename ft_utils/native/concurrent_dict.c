@@ -385,17 +385,23 @@ static PyObject *ConcurrentDict_compare_and_delete(PyObject *op, PyObject *const
 
 static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(ignored)) {
     ConcurrentDictObject *self = as_cd(op);
-    for (Py_ssize_t i = 0; i < self->nshards; i++) {
-        ftu_dict_shard *shard = &shards(self)[i];
+    /* Copies keep the removed keys and values alive until every shard is cleared: their
+     * finalizers run after clear() (a write they make is not wiped by it). */
+    PyObject **removed = PyMem_Calloc((size_t)self->nshards, sizeof(PyObject *));
+    if (removed == NULL) return PyErr_NoMemory();
+    Py_ssize_t done = 0;
+    for (; done < self->nshards; done++) {
+        ftu_dict_shard *shard = &shards(self)[done];
         shard_hold hold;
         shard_lock(shard, &hold);
-        /* The copy keeps the removed keys and values alive until the lock is released. */
-        PyObject *removed = PyDict_Copy(shard->s.dict);
-        if (removed != NULL) PyDict_Clear(shard->s.dict);
+        removed[done] = PyDict_Copy(shard->s.dict);
+        if (removed[done] != NULL) PyDict_Clear(shard->s.dict);
         shard_unlock(&hold);
-        if (removed == NULL) return NULL;
-        Py_DECREF(removed);
+        if (removed[done] == NULL) break;
     }
+    for (Py_ssize_t i = 0; i < done; i++) Py_DECREF(removed[i]);
+    PyMem_Free(removed);
+    if (done < self->nshards) return NULL;
     Py_RETURN_NONE;
 }
 

@@ -78,10 +78,22 @@ static PyObject *probe_line_transfer_ns(PyObject *module, PyObject *const *args,
     return PyLong_FromLongLong(ns);
 }
 
+/* _fail_core_allocations(after): ftu_fail_allocations, for the allocation-failure tests. */
+static PyObject *fail_core_allocations(PyObject *module, PyObject *after) {
+    (void)module;
+    long long n = PyLong_AsLongLong(after);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    ftu_fail_allocations(n);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef native_methods[] = {
     {"_probe_line_transfer_ns", (PyCFunction)(void (*)(void))probe_line_transfer_ns, METH_FASTCALL,
      "_probe_line_transfer_ns(hops, budget_ns)\n--\n\nNanoseconds for a CPU to get a cache line another has "
      "just written (a measurement of the machine, for benchmarks); None if it could not measure."},
+    {"_fail_core_allocations", fail_core_allocations, METH_O,
+     "_fail_core_allocations(after)\n--\n\nTesting aid: the C core's next `after` allocations succeed and every "
+     "later one fails, until called with after < 0."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -752,6 +752,62 @@ static void test_gather_single(void) {
     ftu_gather_free(g);
 }
 
+
+/* ---- allocation failures ------------------------------------------------------------- */
+
+/* Every allocation of create, push (growth) and insert (growth) failing in turn: the
+ * call reports it (NULL or FTU_NO_MEMORY) and changes nothing; nothing leaks (ASan). */
+static void test_allocation_failures(int flags) {
+    int created_after = -1;
+    for (int n = 0; n < 10 && created_after < 0; n++) {
+        ftu_fail_allocations(n);
+        ftu_queue *q = ftu_queue_new(0, flags);
+        ftu_fail_allocations(-1);
+        if (q != NULL) {
+            created_after = n;
+            ftu_queue_free(q);
+        }
+    }
+    CHECK(created_after == 2, "a queue takes 2 allocations (%d)", created_after);
+    ftu_queue *q = ftu_queue_new(0, flags);
+    uint64_t pushed = 0, refused = 0, w;
+    for (int round = 0; round < 3; round++) { /* each round fills a segment, then grows */
+        ftu_fail_allocations(0);
+        int status;
+        while ((status = ftu_queue_push(q, pushed, FTU_NO_WAIT)) == FTU_OK) pushed++;
+        CHECK(status == FTU_NO_MEMORY, "push that needs a segment: %d", status);
+        refused++;
+        CHECK(ftu_queue_size(q) == (int64_t)pushed, "size after a refused push");
+        ftu_fail_allocations(-1);
+        CHECK(ftu_queue_push(q, pushed, FTU_NO_WAIT) == FTU_OK, "push after the failure");
+        pushed++;
+    }
+    int in_order = 1;
+    for (uint64_t i = 0; i < pushed; i++) in_order &= ftu_queue_pop(q, &w, FTU_NO_WAIT) == FTU_OK && w == i;
+    CHECK(in_order && ftu_queue_pop(q, &w, FTU_NO_WAIT) == FTU_TIMEOUT, "contents intact (%" PRIu64 ")", pushed);
+    ftu_queue_free(q);
+
+    ftu_fail_allocations(0);
+    CHECK(ftu_gather_new() == NULL, "gatherer without memory");
+    ftu_fail_allocations(1);
+    CHECK(ftu_gather_new() == NULL, "gatherer without memory for its table");
+    ftu_fail_allocations(-1);
+    ftu_gather *g = ftu_gather_new();
+    ftu_fail_allocations(0);
+    int64_t inserted = 0, key;
+    int status;
+    while ((status = ftu_gather_insert(g, inserted, (uint64_t)inserted + 7)) == FTU_OK) inserted++;
+    CHECK(status == FTU_NO_MEMORY && inserted > 0, "insert that needs to grow: %d after %" PRId64, status, inserted);
+    CHECK(ftu_gather_size(g) == inserted, "gatherer size after a refused insert");
+    ftu_fail_allocations(-1);
+    CHECK(ftu_gather_insert(g, inserted, (uint64_t)inserted + 7) == FTU_OK, "insert after the failure");
+    inserted++;
+    int all = 1;
+    for (int64_t k = 0; k < inserted; k++) all &= ftu_gather_take(g, k, 1, &w, FTU_NO_WAIT) == FTU_OK && w == (uint64_t)k + 7;
+    CHECK(all && ftu_gather_drain(g, &key, &w) == FTU_TIMEOUT, "gatherer contents intact");
+    ftu_gather_free(g);
+}
+
 int main(void) {
     test_fifo_and_size(0);
     test_fifo_and_size(FTU_QUEUE_SPIN);
@@ -780,6 +836,8 @@ int main(void) {
             test_mpmc(4, modes[m], 1, split);
         }
     }
+    test_allocation_failures(0);
+    test_allocation_failures(FTU_QUEUE_TASKS | FTU_QUEUE_SPIN);
     test_gather_single();
     test_gather_threads();
     test_gather_wait();
