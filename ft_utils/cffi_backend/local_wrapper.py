@@ -13,7 +13,9 @@ type's MRO as the abc checks read it: a special method set to None is absent). T
 one subclass per profile, made on first use.
 """
 
+import array
 import functools
+import mmap
 import operator
 import sys
 import types
@@ -225,6 +227,11 @@ _FEATURES = [
     (("__index__",), {"__index__": _special("__index__")}),
     (("__get__",), {"__get__": _descriptor_get}),
     (("__complex__",), {"__complex__": _complex}),
+    # The buffer protocol: a class written in Python has it only from 3.12 (__buffer__);
+    # bytes(w) gives the object's bytes everywhere (bytes() of the object itself).
+    (("__buffer__",), {"__bytes__": lambda self: bytes(_slot.__get__(self)),
+                       **({"__buffer__": lambda self, flags: memoryview(_slot.__get__(self))}
+                          if sys.version_info >= (3, 12) else {})}),
     (("__set__", "__delete__"), {
         "__set__": lambda self, obj, value: _call_special(_slot.__get__(self), "__set__", obj, value),
         "__delete__": lambda self, obj: _call_special(_slot.__get__(self), "__delete__", obj),
@@ -240,6 +247,10 @@ _FEATURES = [
 _ALL_NAMES = frozenset(name for names, _ in _FEATURES for name in names)
 _BITS = {name: 1 << index for index, (names, _) in enumerate(_FEATURES) for name in names}
 _COMPLEX_BIT = _BITS["__complex__"]
+_BUFFER_BIT = _BITS["__buffer__"]
+# Before 3.12 a type shows no __buffer__; bytes and bytearray need none (their items are
+# their bytes), the others would give wrong bytes through iteration.
+_BUFFER_TYPES = (memoryview, array.array, mmap.mmap)
 _HASH_BIT = _BITS["__hash__"]
 _profiles = {}  # (features, blocked) -> subclass
 _wrapper_types = set()  # the subclasses
@@ -270,6 +281,8 @@ def _protocols(tp):
                 blocked |= _BITS[name]
             else:
                 features |= _BITS[name]
+    if issubclass(tp, _BUFFER_TYPES):
+        features |= _BUFFER_BIT
     blocked &= ~(features | _HASH_BIT)  # either of two names present: the feature is
     if sys.implementation.name != "cpython" and issubclass(tp, complex) and not features & _COMPLEX_BIT:
         # PyPy's complex has no __complex__ (complex() knows its own type): without one a

@@ -53,6 +53,7 @@ enum {
     /* Not special methods but C slots the type has (for PySequence_Check and the
      * sequence fallbacks of iter(), reversed() and `in`): */
     F_SQ_ITEM = F_NAMED_COUNT, F_SQ_ASS_ITEM,
+    F_BUFFER, /* the buffer protocol: bytes(), bytearray(), memoryview() see the object's bytes */
     F_COUNT
 };
 
@@ -147,6 +148,7 @@ static Protocols protocols_of(PyTypeObject *type) {
     PySequenceMethods *sq = type->tp_as_sequence;
     if ((either & BIT(F_GETITEM)) && sq != NULL && sq->sq_item != NULL) p.features |= BIT(F_SQ_ITEM);
     if ((either & BIT(F_SETITEM)) && sq != NULL && sq->sq_ass_item != NULL) p.features |= BIT(F_SQ_ASS_ITEM);
+    if (type->tp_as_buffer != NULL && type->tp_as_buffer->bf_getbuffer != NULL) p.features |= BIT(F_BUFFER);
     return p;
 }
 
@@ -537,6 +539,14 @@ PyTypeObject LocalWrapper_Type = {
     .tp_vectorcall = LocalWrapper_construct,
 };
 
+/* The wrapped object's buffer: the view's owner is the object itself, so releasing the
+ * view goes to the object's bf_releasebuffer, not through the wrapper. */
+static int LocalWrapper_getbuffer(PyObject *op, Py_buffer *view, int flags) {
+    return PyObject_GetBuffer(wrapped_of(op), view, flags);
+}
+
+static PyBufferProcs LocalWrapper_as_buffer = {.bf_getbuffer = LocalWrapper_getbuffer};
+
 /* ---- the profiles: one static subtype per feature set -------------------------------------- */
 
 typedef struct {
@@ -629,6 +639,7 @@ static Profile *make_profile(Protocols protocols) {
     if (f & BIT(F_NEXT)) t->tp_iternext = LocalWrapper_iternext;
     if (f & BIT(F_GET)) t->tp_descr_get = LocalWrapper_descr_get;
     if (f & BIT(F_SET)) t->tp_descr_set = LocalWrapper_descr_set;
+    if (f & BIT(F_BUFFER)) t->tp_as_buffer = &LocalWrapper_as_buffer;
     size_t n = 0;
     for (size_t i = 0; i < N_SPECIAL_METHODS; i++)
         if (protocols.features & BIT(special_methods[i].feature)) p->methods[n++] = special_methods[i].def;
