@@ -10,7 +10,7 @@ SOURCES := $(shell find csrc ft_utils -type f \( -name '*.c' -o -name '*.h' -o -
            setup.py pyproject.toml cffi_build.py
 BOOTSTRAP_SCRIPTS := scripts/bootstrap.sh scripts/build_freethreaded_cpython.sh
 
-.PHONY: bootstrap test bench ctest clean
+.PHONY: bootstrap test test-tsan bench ctest clean
 
 bootstrap: $(ENVS:%=.venv/%/$(STAMP))
 
@@ -24,6 +24,10 @@ test: bootstrap
 
 ctest:
 	scripts/run_tests.sh --c-only
+
+# The native extension under ThreadSanitizer, in a CPython built with it (see the script).
+test-tsan:
+	scripts/test_tsan.sh
 
 bench: .venv/ft/$(STAMP)
 	.venv/ft/bin/python -m ft_utils.bench $(BENCH_ARGS)
