@@ -529,7 +529,12 @@ int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
 /* ---- state ----------------------------------------------------------------------------- */
 
 int64_t ftu_queue_size(ftu_queue *q) {
-    int64_t available = items_available(q);
+    /* `pushed` first, then `claimed`: takes counted after the first read only make the
+     * estimate smaller, so it never exceeds what the queue held at that first read (nor a
+     * bound: a push needs a free place). items_available reads them the other way round,
+     * which is what its waiters need. */
+    int64_t pushed = atomic_load(&q->pushed);
+    int64_t available = pushed - atomic_load(&q->claimed);
     return available > 0 ? available : 0;
 }
 
