@@ -51,3 +51,52 @@ def pytest_report_header(config):
         f"ft_utils backends under test: {BACKENDS} (available: {_backend.available()})",
         f"interpreter: {sys.implementation.name} {sys.version.split()[0]}, GIL enabled: {gil}",
     ]
+
+
+# ---- --threaded-only: the tests that start threads (make test-tsan) ----------------------
+
+# Calls that start a thread, here or in a child interpreter's script.
+THREAD_STARTERS = ("Thread", "run_threads", "run_bounded", "ThreadPoolExecutor", "start_new_thread",
+                   "start_joinable_thread", "Timer")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--threaded-only", action="store_true",
+                     help="run only the tests whose code (or a function or child script it uses, "
+                          "two levels deep) starts a thread")
+
+
+def _starts_threads(code, namespaces, depth):
+    """Whether a code object names a thread starter, directly, in a nested function, in a
+    string (a child interpreter's script), or in a function or script it uses by name from
+    one of the namespaces (its module, its test class)."""
+    for const in code.co_consts:
+        if isinstance(const, str) and any(f"{name}(" in const for name in THREAD_STARTERS):
+            return True
+        if hasattr(const, "co_names") and _starts_threads(const, namespaces, depth):
+            return True
+    for name in code.co_names:
+        if name in THREAD_STARTERS:
+            return True
+        for namespace in namespaces:
+            used = namespace.get(name)
+            if isinstance(used, str) and any(f"{starter}(" in used for starter in THREAD_STARTERS):
+                return True
+            if depth > 0 and hasattr(used, "__code__") and _starts_threads(used.__code__, namespaces, depth - 1):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--threaded-only"):
+        return
+    keep, drop = [], []
+    for item in items:
+        function = getattr(item, "function", None)
+        namespaces = [function.__globals__] if function is not None else []
+        for cls in getattr(item.cls, "__mro__", ()):
+            namespaces.append(vars(cls))
+        threaded = function is not None and _starts_threads(function.__code__, namespaces, 2)
+        (keep if threaded else drop).append(item)
+    items[:] = keep
+    config.hook.pytest_deselected(items=drop)
