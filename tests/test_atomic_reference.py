@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from threading_helpers import run_threads
+from threading_helpers import run_threads, writes_before_publishing_are_seen
 
 
 class Obj:
@@ -229,3 +229,45 @@ def test_threads_exchange_conserves_objects(backend):
     taken = [v for chunk in run_threads(THREADS, work) for v in chunk] + [r.get()]
     expected = [("start",)] + [(t, i) for t in range(THREADS) for i in range(n)]
     assert sorted(taken, key=repr) == sorted(expected, key=repr)
+
+
+@pytest.mark.stress
+def test_threads_writes_before_set_are_seen_by_the_getter(backend):
+    """What a thread wrote before set(obj) is visible to a thread whose get() returned obj."""
+    r = backend.AtomicReference(None)
+    assert writes_before_publishing_are_seen(r.set, r.get) == []
+
+
+def test_a_finalizer_still_running_holds_no_lock(backend):
+    """set() releases the object it replaces after the swap: while that object's __del__
+    is still running (here: waiting for the main thread), other threads' get, set,
+    exchange and compare_exchange on the same reference go through."""
+    r = backend.AtomicReference()
+    entered, leave = threading.Event(), threading.Event()
+
+    class Slow:
+        def __del__(self):
+            entered.set()
+            leave.wait(30)
+
+    r.set(Slow())
+    replacer = threading.Thread(target=lambda: (r.set("replaced"), gc.collect()), daemon=True)
+    replacer.start()
+    try:
+        assert entered.wait(30), "the finalizer did not run"
+        done = []
+
+        def others():
+            current = r.get()
+            r.set("other")
+            r.exchange("exchanged")
+            done.append((current, r.compare_exchange(r.get(), "swapped")))
+
+        other = threading.Thread(target=others, daemon=True)
+        other.start()
+        other.join(10)
+        assert done == [("replaced", True)], "an operation waited for the finalizer"
+        assert r.get() == "swapped"
+    finally:
+        leave.set()
+        replacer.join(30)
