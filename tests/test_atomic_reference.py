@@ -5,11 +5,12 @@ import copy
 import gc
 import platform
 import threading
+import time
 import weakref
 
 import pytest
 
-from threading_helpers import run_threads, writes_before_publishing_are_seen
+from threading_helpers import assert_real_time_order, run_threads, writes_before_publishing_are_seen
 
 
 class Obj:
@@ -271,3 +272,32 @@ def test_a_finalizer_still_running_holds_no_lock(backend):
     finally:
         leave.set()
         replacer.join(30)
+
+
+@pytest.mark.stress
+def test_threads_exchange_is_linearizable(backend):
+    """Threads exchange() tokens of their own in, each call timed. Each call returns the
+    token the previous one stored, so the returns chain all the calls into the one order
+    the reference went through: it must hold every call once, and a call that returned
+    before another began must come first in it."""
+    r = backend.AtomicReference("start")
+    clock = time.perf_counter_ns
+
+    def work(index):
+        calls = []
+        for n in range(3000):
+            token = (index, n)
+            start = clock()
+            previous = r.exchange(token)
+            calls.append((start, clock(), token, previous))
+        return calls
+
+    calls = [call for chunk in run_threads(4, work) for call in chunk]
+    following = {previous: (start, end, token) for start, end, token, previous in calls}
+    assert len(following) == len(calls), "two calls returned the same token"
+    order, current = [], "start"
+    while current in following:
+        start, end, current = following[current]
+        order.append((start, end, len(order)))
+    assert len(order) == len(calls) and current == r.get(), "the calls do not form one chain"
+    assert_real_time_order(order)
