@@ -3,13 +3,17 @@ get() racing set()/exchange() from many threads without crashes or leaks."""
 
 import copy
 import gc
+import os
 import platform
+import subprocess
+import sys
 import threading
 import time
 import weakref
 
 import pytest
 
+from conftest import BACKENDS
 from threading_helpers import assert_real_time_order, run_threads, writes_before_publishing_are_seen
 
 
@@ -301,3 +305,52 @@ def test_threads_exchange_is_linearizable(backend):
         order.append((start, end, len(order)))
     assert len(order) == len(calls) and current == r.get(), "the calls do not form one chain"
     assert_real_time_order(order)
+
+
+REENTRY_SCRIPT = r"""
+import faulthandler, signal, sys, time
+faulthandler.dump_traceback_later(30, exit=True)  # a deadlock fails, with the stack
+from ft_utils.concurrency import AtomicReference
+
+r = AtomicReference(0)
+inside, calls = [False], [0]
+
+
+def handler(signum, frame):
+    if inside[0]:
+        return
+    inside[0] = True
+    try:
+        r.set("handler")
+        r.exchange("handler")
+        r.compare_exchange(r.get(), "handler")
+        calls[0] += 1
+    finally:
+        inside[0] = False
+
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+end, n = time.monotonic() + 2, 0
+while time.monotonic() < end or calls[0] < 100:
+    r.set(n)
+    r.exchange(n)
+    r.compare_exchange(n, n + 1)
+    n += 1
+signal.setitimer(signal.ITIMER_REAL, 0)
+print("ok", calls[0])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_handler_using_the_reference_inside_an_operation_does_not_deadlock(backend_name):
+    """Python code can run in the middle of an operation on the same thread: a signal
+    handler, or on PyPy a finalizer, runs between any two steps of Python code (of the
+    cffi backend's methods). If it calls set, exchange or compare_exchange on the same
+    reference, it goes through instead of waiting for a lock its own thread holds (PyPy
+    deadlocked here within seconds)."""
+    env = dict(os.environ, FT_UTILS_BACKEND=backend_name)
+    result = subprocess.run([sys.executable, "-c", REENTRY_SCRIPT], capture_output=True, text=True, env=env,
+                            timeout=90)
+    assert result.returncode == 0 and result.stdout.startswith("ok"), result.stdout + result.stderr[-3000:]
