@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from threading_helpers import run_threads
+from threading_helpers import run_threads, writes_before_publishing_are_seen
 
 
 def test_spec_example(backend, capsys):
@@ -62,3 +62,20 @@ def test_threads_set_and_read(backend):
     run_threads(8, work)
     f.set(True)
     assert f
+
+
+@pytest.mark.stress
+def test_threads_writes_before_set_are_seen_by_who_sees_the_flag(backend):
+    """What a thread wrote before flag.set(True) is visible to a thread that then finds
+    the flag true (one flag per message: the "done" marker pattern)."""
+    flags = [backend.AtomicFlag(False) for _ in range(5000)]
+    following = [0]
+
+    def receive():
+        i = following[0]
+        if not flags[i]:
+            return None
+        following[0] = i + 1
+        return i
+
+    assert writes_before_publishing_are_seen(lambda i: flags[i].set(True), receive, count=len(flags)) == []

@@ -9,6 +9,7 @@ import numbers
 import operator
 import pickle
 import sys
+import time
 import weakref
 from decimal import Decimal
 from fractions import Fraction
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from threading_helpers import run_threads
+from threading_helpers import assert_real_time_order, run_threads, writes_before_publishing_are_seen
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 int64s = st.integers(INT64_MIN, INT64_MAX)
@@ -757,3 +758,36 @@ def test_threads_overflow_is_exact(backend):
 
     assert sum(run_threads(THREADS, work)) == room
     assert a.get() == INT64_MAX
+
+
+@pytest.mark.stress
+def test_threads_incr_is_linearizable(backend):
+    """incr() from 4 threads, each call timed: an incr that returned before another began
+    returned the smaller value (the values follow real time, not just some order)."""
+    a = backend.AtomicInt64(0)
+    clock = time.perf_counter_ns
+
+    def work(_):
+        spans = []
+        for _ in range(5000):
+            start = clock()
+            value = a.incr()
+            spans.append((start, clock(), value))
+        return spans
+
+    spans = [span for chunk in run_threads(4, work) for span in chunk]
+    assert sorted(value for _, _, value in spans) == list(range(1, len(spans) + 1))
+    assert_real_time_order(spans)
+
+
+@pytest.mark.stress
+def test_threads_writes_before_an_update_are_seen_by_its_reader(backend):
+    """What a thread wrote before an incr() is visible to a thread that read the new value
+    with get() (the pattern of a counter that says how many slots are filled)."""
+    a = backend.AtomicInt64(0)
+
+    def receive():
+        filled = a.get()
+        return filled - 1 if filled else None
+
+    assert writes_before_publishing_are_seen(lambda i: a.incr(), receive) == []

@@ -3,13 +3,18 @@ get() racing set()/exchange() from many threads without crashes or leaks."""
 
 import copy
 import gc
+import os
 import platform
+import subprocess
+import sys
 import threading
+import time
 import weakref
 
 import pytest
 
-from threading_helpers import run_threads
+from conftest import BACKENDS
+from threading_helpers import assert_real_time_order, run_threads, writes_before_publishing_are_seen
 
 
 class Obj:
@@ -229,3 +234,123 @@ def test_threads_exchange_conserves_objects(backend):
     taken = [v for chunk in run_threads(THREADS, work) for v in chunk] + [r.get()]
     expected = [("start",)] + [(t, i) for t in range(THREADS) for i in range(n)]
     assert sorted(taken, key=repr) == sorted(expected, key=repr)
+
+
+@pytest.mark.stress
+def test_threads_writes_before_set_are_seen_by_the_getter(backend):
+    """What a thread wrote before set(obj) is visible to a thread whose get() returned obj."""
+    r = backend.AtomicReference(None)
+    assert writes_before_publishing_are_seen(r.set, r.get) == []
+
+
+def test_a_finalizer_still_running_holds_no_lock(backend):
+    """set() releases the object it replaces after the swap: while that object's __del__
+    is still running (here: waiting for the main thread), other threads' get, set,
+    exchange and compare_exchange on the same reference go through."""
+    r = backend.AtomicReference()
+    entered, leave = threading.Event(), threading.Event()
+
+    class Slow:
+        def __del__(self):
+            entered.set()
+            leave.wait(30)
+
+    r.set(Slow())
+    replacer = threading.Thread(target=lambda: (r.set("replaced"), gc.collect()), daemon=True)
+    replacer.start()
+    try:
+        assert entered.wait(30), "the finalizer did not run"
+        done = []
+
+        def others():
+            current = r.get()
+            r.set("other")
+            r.exchange("exchanged")
+            done.append((current, r.compare_exchange(r.get(), "swapped")))
+
+        other = threading.Thread(target=others, daemon=True)
+        other.start()
+        other.join(10)
+        assert done == [("replaced", True)], "an operation waited for the finalizer"
+        assert r.get() == "swapped"
+    finally:
+        leave.set()
+        replacer.join(30)
+
+
+@pytest.mark.stress
+def test_threads_exchange_is_linearizable(backend):
+    """Threads exchange() tokens of their own in, each call timed. Each call returns the
+    token the previous one stored, so the returns chain all the calls into the one order
+    the reference went through: it must hold every call once, and a call that returned
+    before another began must come first in it."""
+    r = backend.AtomicReference("start")
+    clock = time.perf_counter_ns
+
+    def work(index):
+        calls = []
+        for n in range(3000):
+            token = (index, n)
+            start = clock()
+            previous = r.exchange(token)
+            calls.append((start, clock(), token, previous))
+        return calls
+
+    calls = [call for chunk in run_threads(4, work) for call in chunk]
+    following = {previous: (start, end, token) for start, end, token, previous in calls}
+    assert len(following) == len(calls), "two calls returned the same token"
+    order, current = [], "start"
+    while current in following:
+        start, end, current = following[current]
+        order.append((start, end, len(order)))
+    assert len(order) == len(calls) and current == r.get(), "the calls do not form one chain"
+    assert_real_time_order(order)
+
+
+REENTRY_SCRIPT = r"""
+import faulthandler, signal, sys, time
+faulthandler.dump_traceback_later(30, exit=True)  # a deadlock fails, with the stack
+from ft_utils.concurrency import AtomicReference
+
+r = AtomicReference(0)
+inside, calls = [False], [0]
+
+
+def handler(signum, frame):
+    if inside[0]:
+        return
+    inside[0] = True
+    try:
+        r.set("handler")
+        r.exchange("handler")
+        r.compare_exchange(r.get(), "handler")
+        calls[0] += 1
+    finally:
+        inside[0] = False
+
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+end, n = time.monotonic() + 2, 0
+while time.monotonic() < end or calls[0] < 100:
+    r.set(n)
+    r.exchange(n)
+    r.compare_exchange(n, n + 1)
+    n += 1
+signal.setitimer(signal.ITIMER_REAL, 0)
+print("ok", calls[0])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_handler_using_the_reference_inside_an_operation_does_not_deadlock(backend_name):
+    """Python code can run in the middle of an operation on the same thread: a signal
+    handler, or on PyPy a finalizer, runs between any two steps of Python code (of the
+    cffi backend's methods). If it calls set, exchange or compare_exchange on the same
+    reference, it goes through instead of waiting for a lock its own thread holds (PyPy
+    deadlocked here within seconds)."""
+    env = dict(os.environ, FT_UTILS_BACKEND=backend_name)
+    result = subprocess.run([sys.executable, "-c", REENTRY_SCRIPT], capture_output=True, text=True, env=env,
+                            timeout=90)
+    assert result.returncode == 0 and result.stdout.startswith("ok"), result.stdout + result.stderr[-3000:]

@@ -5,13 +5,14 @@ import collections.abc
 import copy
 import gc
 import pickle
+import threading
 import weakref
 
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from threading_helpers import run_threads
+from threading_helpers import run_threads, writes_before_publishing_are_seen
 
 
 class Obj:
@@ -853,3 +854,55 @@ def test_threads_reads_race_replacements(backend):
 
     results = run_threads(THREADS, work)
     assert sum(results[:readers]) == readers * 40000
+
+
+@pytest.mark.stress
+def test_threads_writes_before_a_store_are_seen_by_its_reader(backend):
+    """What a thread wrote before d[k] = v is visible to a thread whose d.get(k) returned v."""
+    d = backend.ConcurrentDict()
+    assert writes_before_publishing_are_seen(lambda i: d.__setitem__("latest", i), lambda: d.get("latest")) == []
+
+
+def test_reads_do_not_wait_for_a_writer_holding_the_shard(backend):
+    """A writer holds the only shard's lock for as long as a key's __eq__ runs (here it
+    waits for the main thread). Meanwhile reads of the same shard from another thread go
+    through; a write to that shard waits until the writer is done."""
+    d = backend.ConcurrentDict(1)
+    entered, leave = threading.Event(), threading.Event()
+
+    class Stalling:
+        """Hashes like the key "stall" but is only equal to itself; comparing it with the
+        resident key "stall" waits (once) until the main thread says go."""
+
+        def __hash__(self):
+            return hash("stall")
+
+        def __eq__(self, other):
+            if other == "stall" and not entered.is_set():
+                entered.set()
+                leave.wait(30)
+            return self is other
+
+    d["stall"] = 0
+    d["other"] = 1
+    stalled = Stalling()
+    writer = threading.Thread(target=d.__setitem__, args=(stalled, 2), daemon=True)
+    writer.start()
+    reads, writes = [], []
+    reader = threading.Thread(
+        target=lambda: reads.append((d["other"], d.get("stall"), "other" in d, len(d) >= 2)), daemon=True)
+    second_writer = threading.Thread(target=lambda: writes.append(d.__setitem__("late", 3)), daemon=True)
+    try:
+        assert entered.wait(30), "the writer never compared keys"
+        reader.start()
+        reader.join(10)
+        assert reads == [(1, 0, True, True)], "a read waited for the shard's writer"
+        second_writer.start()
+        second_writer.join(0.2)
+        assert second_writer.is_alive() and writes == [], "a write went through a held shard lock"
+    finally:
+        leave.set()
+        writer.join(30)
+        if second_writer.ident is not None:
+            second_writer.join(30)
+    assert writes == [None] and d["late"] == 3 and d[stalled] == 2

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from threading_helpers import run_threads
+from threading_helpers import run_threads, writes_before_publishing_are_seen
 
 
 class Obj:
@@ -309,3 +309,13 @@ def test_every_thread_sharing_a_pass_stops_when_another_takes_the_last_key(backe
             t.join(10)
         assert not any(t.is_alive() for t in threads), "a thread still waits after the last key was taken"
         assert got == ["v"]
+
+
+@pytest.mark.stress
+def test_threads_writes_before_an_insert_are_seen_by_the_iterator(backend):
+    """What a thread wrote before insert(k, v) is visible to the thread whose iterator
+    yielded v."""
+    g = backend.ConcurrentGatheringIterator()
+    count = 20000
+    values = g.iterator(count - 1)
+    assert writes_before_publishing_are_seen(lambda i: g.insert(i, i), lambda: next(values), count=count) == []

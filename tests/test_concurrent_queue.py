@@ -14,7 +14,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from threading_helpers import run_threads
+from threading_helpers import fifo_follows_real_time_order, run_threads, writes_before_publishing_are_seen
 
 MODES = [False, True]  # lock_free
 
@@ -365,3 +365,18 @@ def test_threads_immediate_shutdown_loses_nothing_silently(backend, lock_free):
     gc.collect()
     assert all(r() is None for rs in refs for r in rs), "items left in the queue were not released"
     assert q.size() == 0
+
+
+@pytest.mark.stress
+def test_threads_fifo_follows_the_real_time_order_of_pushes(backend, lock_free):
+    """Across producers, not only within one: a push that returned before another push
+    began comes out first."""
+    q = backend.ConcurrentQueue(lock_free=lock_free)
+    fifo_follows_real_time_order(q.push, lambda: q.pop(timeout=30))
+
+
+@pytest.mark.stress
+def test_threads_writes_before_a_push_are_seen_by_the_popper(backend, lock_free):
+    """What a thread wrote before push(v) is visible to the thread whose pop() returned v."""
+    q = backend.ConcurrentQueue(lock_free=lock_free)
+    assert writes_before_publishing_are_seen(q.push, lambda: q.pop(timeout=30)) == []

@@ -24,6 +24,8 @@ blocking = {
     "StdConcurrentQueue.put": lambda: (lambda q: (q.put(1), q.put(2)))(StdConcurrentQueue(1)),
     "StdConcurrentQueue.join": lambda: (lambda q: (q.put(1), q.join()))(StdConcurrentQueue()),
     "ConcurrentGatheringIterator": lambda: list(ConcurrentGatheringIterator().iterator(3)),
+    "ConcurrentQueue.pop_local": lambda: ConcurrentQueue().pop_local(),
+    "ConcurrentGatheringIterator.iterator_local": lambda: list(ConcurrentGatheringIterator().iterator_local(3)),
 }[os.environ["WHAT"]]
 print("ready", flush=True)
 try:
@@ -42,6 +44,8 @@ WHATS = [
     "StdConcurrentQueue.put",
     "StdConcurrentQueue.join",
     "ConcurrentGatheringIterator",
+    "ConcurrentQueue.pop_local",
+    "ConcurrentGatheringIterator.iterator_local",
 ]
 
 

@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from conftest import BACKENDS
 from ft_utils import _backend
-from threading_helpers import run_threads
+from threading_helpers import fifo_follows_real_time_order, run_threads, writes_before_publishing_are_seen
 
 
 class Obj:
@@ -400,3 +400,57 @@ def make_machine(backend, maxsize):
 @pytest.mark.parametrize("maxsize", [0, 3])
 def test_state_machine_against_deque(backend, maxsize):
     run_state_machine_as_test(make_machine(backend, maxsize))
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("maxsize", [0, 5])
+def test_threads_fifo_follows_the_real_time_order_of_puts(backend, maxsize):
+    """Across producers, not only within one: a put that returned before another put
+    began comes out first (bounded or not)."""
+    q = backend.StdConcurrentQueue(maxsize)
+    fifo_follows_real_time_order(lambda value: q.put(value, timeout=30), lambda: q.get(timeout=30))
+
+
+@pytest.mark.stress
+def test_threads_writes_before_a_put_are_seen_by_the_getter(backend):
+    """What a thread wrote before put(v) is visible to the thread whose get() returned v."""
+    q = backend.StdConcurrentQueue()
+    assert writes_before_publishing_are_seen(q.put, lambda: q.get(timeout=30)) == []
+
+
+BLOCKED_CALLS = {
+    # name: (queue, the blocking call, the shutdown, what the call ends with)
+    "put on a full queue": (lambda b: _filled(b.StdConcurrentQueue(1), 1), lambda q: q.put("x"), False, "ShutDown"),
+    "get on an empty queue": (lambda b: b.StdConcurrentQueue(), lambda q: q.get(), False, "ShutDown"),
+    "get, immediate": (lambda b: b.StdConcurrentQueue(), lambda q: q.get(), True, "ShutDown"),
+    "join, immediate": (lambda b: _filled(b.StdConcurrentQueue(), 2), lambda q: q.join(), True, None),
+}
+
+
+def _filled(q, count):
+    for n in range(count):
+        q.put(n)
+    return q
+
+
+@pytest.mark.parametrize("call", BLOCKED_CALLS)
+def test_a_blocked_call_is_woken_by_shutdown(backend, call):
+    """A thread blocked in put, get or join wakes at a shutdown, as in queue.Queue of 3.13:
+    put and get raise ShutDown; join returns once an immediate shutdown has ended the
+    tasks of the items it removed."""
+    make, blocking, immediate, expected = BLOCKED_CALLS[call]
+    q = make(backend)
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(blocking(q))
+        except backend.ShutDown:
+            outcome.append("ShutDown")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(0.1)  # let it block (it is woken whether or not it got there)
+    q.shutdown(immediate=immediate)
+    thread.join(30)
+    assert outcome == [expected], f"{call}: {outcome or 'still blocked 30 s after the shutdown'}"

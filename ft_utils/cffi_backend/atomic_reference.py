@@ -6,10 +6,16 @@ is atomic on every interpreter, and the writes (set, exchange, compare_exchange)
 serialised by a per-object lock so that compare_exchange is a true compare-and-swap.
 Old objects are released after the lock is let go, so a __del__ that touches the same
 reference cannot deadlock.
+
+The lock is re-entrant: Python code can run in the middle of a write on the same thread
+(a signal handler between any two steps; on PyPy a finalizer too), and if it writes to
+the same reference it goes through, as the shard locks of ConcurrentDict let it, rather
+than wait for a lock its own thread holds (a plain lock deadlocked there on PyPy). The
+interrupted write is then not atomic with respect to that code.
 """
 
 import inspect
-import threading
+from _thread import RLock
 from reprlib import recursive_repr
 
 from ft_utils import _reconstruct
@@ -33,7 +39,7 @@ class AtomicReference:
     def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
         self._ftu_obj = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicReference) else None
-        self._ftu_lock = threading.Lock()
+        self._ftu_lock = RLock()  # re-entrant: see the module's docstring
         return self
 
     def __init__(self, *args, **kwargs):

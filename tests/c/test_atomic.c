@@ -3,7 +3,9 @@
  *
  * Semantics: every checked operation is compared against exact 128-bit arithmetic on
  * edge values and pseudo-random values. Concurrency: several threads hammer one cell and
- * the final value must be exact (nothing lost, nothing applied twice).
+ * the final value must be exact (nothing lost, nothing applied twice). Order: a load and a
+ * store on two cells keep the sequentially consistent order the header promises
+ * (store buffering, test_store_load_order).
  *
  * Prints "N passed, N failed" and exits non-zero on any failure. Built and run by
  * `make test`, also under -fsanitize=thread and -fsanitize=address,undefined.
@@ -13,6 +15,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,10 +276,50 @@ static void test_concurrent(void) {
     CHECK(shared_i64 == start, "checked edge: %" PRId64 " != %" PRId64, shared_i64, start);
 }
 
+/* Store buffering, the pattern that tells sequentially consistent atomics from weaker
+ * ones: in round r, thread 0 stores r into x and then loads y, thread 1 stores r into y
+ * and then loads x. Sequential consistency puts the four operations in one order, so at
+ * least one load comes after the other thread's store and sees r. With release stores
+ * and acquire loads (or plain ones) both loads may see the previous round, which x86
+ * does from its store buffer: that is what this counts. The threads meet before each
+ * round through a counter (not part of what is tested). */
+#define SB_ROUNDS 100000
+static int64_t sb_cell[2], sb_seen[2][SB_ROUNDS], sb_arrived;
+
+static void *store_then_load(void *arg) {
+    int me = (int)(intptr_t)arg;
+    uint64_t random = 0x9E3779B97F4A7C15ULL * (uint64_t)(me + 1);
+    for (int64_t r = 1; r <= SB_ROUNDS; r++) {
+        ftu_i64_fetch_add(&sb_arrived, 1);
+        for (int spins = 0; ftu_i64_load(&sb_arrived) < 2 * r; spins++) {
+            if (spins > 1000) sched_yield(); /* the other thread may be waiting for a CPU */
+        }
+        /* The thread that arrived last goes on first: a random delay, different in each
+         * thread, makes the two store-load pairs overlap in some rounds. */
+        random = random * 6364136223846793005ULL + 1442695040888963407ULL;
+        for (volatile unsigned delay = (unsigned)(random >> 58); delay > 0; delay--) {
+        }
+        ftu_i64_store(&sb_cell[me], r);
+        sb_seen[me][r - 1] = ftu_i64_load(&sb_cell[1 - me]);
+    }
+    return NULL;
+}
+
+static void test_store_load_order(void) {
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) pthread_create(&threads[i], NULL, store_then_load, (void *)(intptr_t)i);
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    int both_stale = 0;
+    for (int64_t r = 1; r <= SB_ROUNDS; r++) both_stale += sb_seen[0][r - 1] < r && sb_seen[1][r - 1] < r;
+    CHECK(both_stale == 0, "store buffering: in %d of %d rounds each thread's load missed the other's store "
+          "(the loads and stores are not sequentially consistent)", both_stale, SB_ROUNDS);
+}
+
 int main(void) {
     test_plain_operations();
     test_checked_semantics();
     test_concurrent();
+    test_store_load_order();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
