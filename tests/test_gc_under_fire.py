@@ -23,7 +23,17 @@ so that only the cyclic collector frees them once dropped. What is checked:
   leak, no double finalization).
 
 FT_UTILS_GC_SECONDS (default 3) sets how long each workload runs, FT_UTILS_GC_SEED the
-seed of the workers' random choices (printed on failure).
+seed of the workers' random choices (printed on failure), FT_UTILS_GC_BALLAST how many
+tracked objects stay alive meanwhile.
+
+Checked to fail: on 3.13t, against the native extension before issue 10's "wait
+detached, take attached" (both queue tests report objects finalized in the consumers'
+hands, the gathering test hangs on that version's shared-iterator defect and fails at its
+deadline), and against scratch builds that take from a queue or swap an AtomicReference
+while detached (the queue, std queue, gathering, AtomicReference and LocalWrapper tests
+report finalized objects); on cffi (3.11 and PyPy), against a queue that holds its
+objects weakly (lost objects). Under a GIL the wait-detached race is hard to hit with
+this many threads on a loaded machine: test_gc_handoff.py is the sharper test there.
 """
 
 import collections
