@@ -19,34 +19,17 @@ import os
 import sys
 import threading
 import time
-import weakref
 
 import pytest
 
 from ft_utils._exceptions import Empty
+from threading_helpers import tracked_class
 
 # Enough rounds to fail almost surely when the race exists (it hit 195 rounds of 200),
 # few enough to stay in seconds; FT_UTILS_GC_ROUNDS=1000 for a longer proof.
 # (PyPy's collector is not the one this is about, and each collection there is slow.)
 ROUNDS = int(os.environ.get("FT_UTILS_GC_ROUNDS", "15" if sys.implementation.name == "pypy" else "100"))
 BALLAST = int(os.environ.get("FT_UTILS_GC_BALLAST", "50000"))  # tracked objects: a collection then takes milliseconds
-
-
-def item_class():
-    """A class of objects whose finalization is visible: __del__ records it. One class per
-    test, so that a late finalizer of an earlier test (PyPy finalizes at its next
-    collection) cannot be mistaken for one of this test's."""
-
-    class Item:
-        finalized = set()
-
-        def __init__(self, n):
-            self.n = n
-
-        def __del__(self):
-            Item.finalized.add(self.n)
-
-    return Item
 
 
 def _takers(backend):
@@ -137,7 +120,7 @@ def test_blocked_taker_never_receives_a_finalized_object(backend, taker):
     # program with a long-lived queue: the collector then reaches it early in its walk.
     container = make()
     ballast = [[] for _ in range(BALLAST)]  # noqa: F841  (kept alive: slows each collection)
-    Item = item_class()
+    Item = tracked_class()  # __del__ sets item.dead; item.ref is a weak reference to it
     received = []
     blocked = threading.Semaphore(0)
 
@@ -146,7 +129,7 @@ def test_blocked_taker_never_receives_a_finalized_object(backend, taker):
             blocked.release()
             item = take(container)
             # What the consumer can rely on: the object is alive and not finalized.
-            received.append((item.n, item.n in Item.finalized, item.ref() is None))
+            received.append((item.n, item.dead, item.ref() is None))
             del item
 
     consumer = threading.Thread(target=consume, daemon=True)
@@ -156,7 +139,6 @@ def test_blocked_taker_never_receives_a_finalized_object(backend, taker):
             assert blocked.acquire(timeout=30), f"round {n}: the consumer is stuck"
             time.sleep(0.001)  # let it block in the take
             item = Item(n)
-            item.ref = weakref.ref(item)
             put(container, item)
             del item
             gc.collect()
