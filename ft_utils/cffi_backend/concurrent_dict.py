@@ -23,7 +23,7 @@ from itertools import count
 from types import GenericAlias
 
 from ft_utils import _reconstruct
-from ft_utils.cffi_backend._api import document
+from ft_utils.cffi_backend._api import allocate_lock, document
 
 DEFAULT_SCALING = 17
 MAX_SCALING = 65536
@@ -88,7 +88,7 @@ class _ShardLock:
     __slots__ = ("_mutex",)
 
     def __init__(self):
-        self._mutex = RLock()
+        self._mutex = allocate_lock(RLock)
 
     def __enter__(self):
         try:
@@ -134,7 +134,7 @@ class _Iterator:
     def __init__(self, d):
         self._dict = d
         self._state = (-1, (), count())
-        self._lock = RLock()  # held only to compare and replace _state; a finalizer may re-enter
+        self._lock = allocate_lock(RLock)  # held only to compare and replace _state; a finalizer may re-enter
 
     def __iter__(self):
         return self

@@ -8,10 +8,12 @@ same order, so the same calls succeed and the same calls fail with the same exce
 import inspect
 import math
 import threading
+from functools import partial
 from types import GenericAlias
 
 from ft_utils._exceptions import Full, ShutDown
-from ft_utils.cffi_backend._api import document, lib
+
+from ft_utils.cffi_backend._api import allocate_lock, document, lib
 from ft_utils.cffi_backend._blocking import FOREVER, NO_WAIT, call_blocking
 from ft_utils.cffi_backend._object_queue import ObjectQueue
 
@@ -78,7 +80,7 @@ class StdConcurrentQueue:
         self._ftu_queue = ObjectQueue(0, lib.FTU_QUEUE_TASKS)
         self._ftu_maxsize = 0
         self._ftu_capacity = 0
-        self._ftu_lock = threading.Lock()  # keeps _maxsize and the core capacity in step
+        self._ftu_lock = allocate_lock(threading.Lock)  # keeps _maxsize and the core capacity in step
         return self
 
     __new__.__signature__ = inspect.signature(lambda cls, maxsize=0: None)
@@ -151,7 +153,9 @@ class StdConcurrentQueue:
 
     def join(self, /):
         queue = self._ftu_queue.queue
-        call_blocking(lambda deadline_ns: lib.ftu_queue_join(queue, deadline_ns), FOREVER)
+        # partial, not a lambda: on CPython 3.11 a call that cannot make its closure cells
+        # keeps its arguments (a leak)
+        call_blocking(partial(lib.ftu_queue_join, queue), FOREVER)
 
     def shutdown(self, /, immediate=False):
         self._ftu_queue.shutdown(immediate)
