@@ -130,6 +130,43 @@ class Token:
         return f"Token({self.n:#x})"
 
 
+class TokenRef(weakref.ref):
+    """A weak reference to a token that remembers its number."""
+
+    __slots__ = ("n",)
+
+    def __new__(cls, token, callback=None):
+        self = super().__new__(cls, token, callback)
+        self.n = token.n
+        return self
+
+    def __init__(self, token, callback=None):
+        super().__init__(token, callback)
+
+
+class Releases:
+    """Which tokens an immediate shutdown released: those that die in the thread calling
+    shutdown(immediate=True), during the call. Exact where objects die when their last
+    reference goes (CPython), and once no producer holds a token it pushed (the
+    producers have finished): then every token left in the queue dies right there, and
+    one lost anywhere else dies elsewhere or never."""
+
+    def __init__(self):
+        self.thread = None
+        self.released = []
+
+    def died(self, ref):
+        if self.thread == threading.get_ident():
+            self.released.append(ref.n)
+
+    def shutdown_immediately(self, q):
+        self.thread = threading.get_ident()
+        try:
+            q.shutdown(immediate=True)
+        finally:
+            self.thread = None
+
+
 class Violation(Exception):
     """An invariant of ft_utils did not hold."""
 
@@ -272,13 +309,14 @@ def join_all(threads):
 
 # ---- ConcurrentQueue ------------------------------------------------------------------
 
-def produce(soak, push, base, count, pushed, failed, refs, rng, ops, type_name, stop=None):
+def produce(soak, push, base, count, pushed, failed, refs, rng, ops, type_name, stop=None, releases=None):
     """Pushes Token(base + seq) for seq < count; pushed gets each n that went in, failed
     the one a ShutDown (or, with stop set, a Full) refused."""
     put_ops = 0
+    died = None if releases is None else releases.died
     for seq in range(count):
         token = Token(base + seq)
-        refs.append(weakref.ref(token))
+        refs.append(TokenRef(token, died))
         while True:
             try:
                 push(token, rng)
@@ -362,10 +400,11 @@ def drain(take_now):
             raise Violation("a shut-down queue said Empty instead of ShutDown once drained")
 
 
-def check_conservation(soak, type_name, where, pushed, failed, seen, immediate, refs):
+def check_conservation(soak, type_name, where, pushed, failed, seen, immediate, refs, released=None):
     """pushed: n of every token that went in; failed: offered but refused; seen: n of
     every token taken out (consumers, then the drain); immediate: whether the rest was
-    released by an immediate shutdown rather than drained."""
+    released by an immediate shutdown rather than drained; released: the tokens that
+    shutdown released, where that can be told exactly (see Releases), else None."""
     seen_set = set(seen)
     pushed_set = set(pushed)
     soak.expect(type_name, len(seen_set) == len(seen), lambda: f"{where}: {len(seen) - len(seen_set)} items came out "
@@ -377,6 +416,14 @@ def check_conservation(soak, type_name, where, pushed, failed, seen, immediate, 
         missing = pushed_set - seen_set
         soak.expect(type_name, not missing, lambda: f"{where}: {len(missing)} items pushed were neither popped nor "
                     f"left in the queue, e.g. {sorted(missing)[:5]}")
+    elif released is not None:
+        released_set = set(released)
+        missing = pushed_set - seen_set - released_set
+        soak.expect(type_name, not missing and len(released_set) == len(released) and not (released_set & seen_set)
+                    and released_set <= pushed_set,
+                    lambda: f"{where}: {len(missing)} items pushed were neither popped nor released by the immediate "
+                    f"shutdown, e.g. {sorted(missing)[:5]} ({len(released)} released, {len(released_set & seen_set)} "
+                    f"of them also popped)")
     alive = still_alive(refs)
     soak.expect(type_name, not alive, lambda: f"{where}: {len(alive)} items are still alive after the queue, "
                 f"its consumers and the drain are done (kept out of sight), e.g. {[r() for r in alive[:5]]}")
@@ -393,6 +440,7 @@ def cq_lifecycle(soak, rng, number):
     limit = rng.randint(0, soak.args.items) if rng.random() < 0.3 else None
     where = f"lifecycle {number} ({'lock_free, ' if lock_free else ''}{mode}, {n_prod}P/{n_cons}C" \
             f"{f', consumers quit after {limit}' if limit is not None else ''})"
+    releases = Releases() if mode == "immediate after" and not IS_PYPY else None
     ops = Counter()
     pushed = [[] for _ in range(n_prod)]
     failed = [[] for _ in range(n_prod)]
@@ -401,19 +449,23 @@ def cq_lifecycle(soak, rng, number):
     try:
         consumers = [soak.thread(f"cq{number}-consumer{i}", consume, soak, partial(cq_take, q), got[i],
                                  soak.rng(f"cq{number}c{i}"), ops, "ConcurrentQueue", None,
-                                 # (a lost item is only visible where the rest is drained, not released)
-                                 soak.args.inject if i == 0 and not immediate else None, limit)
+                                 # (a lost item is visible where the rest is drained, or its release seen)
+                                 soak.args.inject if i == 0 and (not immediate or releases) else None, limit)
                      for i in range(n_cons)]
         producers = [soak.thread(f"cq{number}-producer{i}", produce, soak, partial(cq_push, q), soak.new_base(),
                                  rng.randint(1, soak.args.items), pushed[i], failed[i], refs[i],
-                                 soak.rng(f"cq{number}p{i}"), ops, "ConcurrentQueue") for i in range(n_prod)]
+                                 soak.rng(f"cq{number}p{i}"), ops, "ConcurrentQueue", None, releases)
+                     for i in range(n_prod)]
         if mode.endswith("during"):
             time.sleep(rng.random() * 0.05)
         else:
             join_all(producers)
         size = q.size()
         soak.expect("ConcurrentQueue", size >= 0, f"{where}: size() {size}")
-        q.shutdown(immediate=immediate)
+        if releases is not None:
+            releases.shutdown_immediately(q)
+        else:
+            q.shutdown(immediate=immediate)
         ops["ConcurrentQueue"] += 2
         join_all(producers)
         join_all(consumers)
@@ -439,8 +491,8 @@ def cq_lifecycle(soak, rng, number):
     soak.expect("ConcurrentQueue", True, "")  # the order checks above
     queue_ref = weakref.ref(q)
     del q
-    check_conservation(soak, "ConcurrentQueue", where, sum(pushed, []), sum(failed, []),
-                       sum(got, []) + left, immediate, sum(refs, []) + [queue_ref])
+    check_conservation(soak, "ConcurrentQueue", where, sum(pushed, []), sum(failed, []), sum(got, []) + left,
+                       immediate, sum(refs, []) + [queue_ref], releases and releases.released)
     soak.add_ops(ops)
     soak.count(soak.lifecycles, ("ConcurrentQueue", "immediate" if immediate else "shutdown"))
 
@@ -493,6 +545,7 @@ def sq_lifecycle(soak, rng, number):
     limit = None
     if mode.endswith("during") and not joiner_wanted and rng.random() < 0.4:
         limit = rng.randint(0, soak.args.items)
+    releases = Releases() if mode == "immediate after" and not IS_PYPY else None
     where = f"lifecycle {number} (maxsize {maxsize}, {mode}, {n_prod}P/{n_cons}C" \
             f"{', joiner' if joiner_wanted else ''}{f', consumers quit after {limit}' if limit is not None else ''})"
     ops = Counter()
@@ -509,7 +562,8 @@ def sq_lifecycle(soak, rng, number):
                                  None, limit) for i in range(n_cons)]
         producers = [soak.thread(f"sq{number}-producer{i}", produce, soak, partial(sq_put, q), soak.new_base(),
                                  rng.randint(1, soak.args.items), pushed[i], failed[i], refs[i],
-                                 soak.rng(f"sq{number}p{i}"), ops, "StdConcurrentQueue") for i in range(n_prod)]
+                                 soak.rng(f"sq{number}p{i}"), ops, "StdConcurrentQueue", None, releases)
+                     for i in range(n_prod)]
 
         def join_when_produced():
             produced.wait()
@@ -522,11 +576,16 @@ def sq_lifecycle(soak, rng, number):
         else:
             join_all(producers)
             produced.set()
-            q.join()  # returns once the consumers have called task_done for everything
-            ops["StdConcurrentQueue"] += 1
-            soak.expect("StdConcurrentQueue", q.unfinished_tasks == 0 and q.qsize() == 0,
-                        lambda: f"{where}: join() returned with unfinished_tasks {q.unfinished_tasks}, qsize {q.qsize()}")
-        q.shutdown(immediate=immediate)
+            if not immediate:  # (an immediate shutdown comes while the consumers still work)
+                q.join()  # returns once the consumers have called task_done for everything
+                ops["StdConcurrentQueue"] += 1
+                soak.expect("StdConcurrentQueue", q.unfinished_tasks == 0 and q.qsize() == 0,
+                            lambda: f"{where}: join() returned with unfinished_tasks {q.unfinished_tasks}, "
+                            f"qsize {q.qsize()}")
+        if releases is not None:
+            releases.shutdown_immediately(q)
+        else:
+            q.shutdown(immediate=immediate)
         ops["StdConcurrentQueue"] += 1
         soak.expect("StdConcurrentQueue", q.is_shutdown, f"{where}: is_shutdown false after shutdown()")
         join_all(producers)
@@ -568,7 +627,7 @@ def sq_lifecycle(soak, rng, number):
     queue_ref = weakref.ref(q)
     del q
     check_conservation(soak, "StdConcurrentQueue", where, sum(pushed, []), sum(failed, []), sum(got, []) + left,
-                       immediate, sum(refs, []) + [queue_ref])
+                       immediate, sum(refs, []) + [queue_ref], releases and releases.released)
     soak.add_ops(ops)
     soak.count(soak.lifecycles, ("StdConcurrentQueue", "immediate" if immediate else "shutdown"))
 
