@@ -63,13 +63,13 @@ py_suite() { # venv, backend
 
 # ---- soak (tests/soak.py; `make soak` runs it for minutes) -----------------------------
 soak_suite() { # venv, backend, seconds: its checks passed/failed as one row
-    local venv="$1" backend="$2" seconds="$3" log="build/soak-$1-$2.log"
+    local venv="$1" backend="$2" seconds="$3" log="build/soak-test-$1-$2.log"
     echo "== soak on .venv/$venv, backend $backend, $seconds s"
     FT_UTILS_BACKEND="$backend" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
         ".venv/$venv/bin/python" -X faulthandler tests/soak.py --seconds "$seconds" --progress 0 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     local line passed failed
-    line=$(grep -E '^soak: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    line=$(grep -aE '^soak: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     passed=$(echo "$line" | awk '{print $2}')
     failed=$(echo "$line" | awk '{print $4}')
     [ "$rc" != 0 ] && [ "${failed:-0}" = 0 ] && failed=1
