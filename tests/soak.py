@@ -1177,11 +1177,13 @@ class MainThread:
             self.ops["AtomicInt64"] += 1
         elif how < 0.8 and self.reads is not None:
             s = self.reads
-            f = rng.choice((s.counter.get, s.chain.get, s.ref.get, partial(bool, s.scratch),
-                            partial(s.d.get, ("s", rng.randrange(SHARED_KEYS))), s.d.__len__,
-                            partial(sum, map(bool, s.d))))
+            type_name, f = rng.choice((
+                ("AtomicInt64", s.counter.get), ("AtomicReference", s.chain.get), ("AtomicReference", s.ref.get),
+                ("AtomicFlag", partial(bool, s.scratch)), ("ConcurrentDict", s.d.__len__),
+                ("ConcurrentDict", partial(s.d.get, ("s", rng.randrange(SHARED_KEYS)))),
+                ("ConcurrentDict", partial(sum, map(bool, s.d)))))  # an iteration, perhaps cut short
             self.attempt(f)
-            self.ops["ConcurrentDict"] += 1
+            self.ops[type_name] += 1
         else:
             self.attempt(partial(time.sleep, rng.random() * 0.005))
 
