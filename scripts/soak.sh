@@ -26,7 +26,7 @@ soak() { # venv, backend, seconds
         ".venv/$venv/bin/python" -X faulthandler tests/soak.py --seconds "$secs" ${SOAK_ARGS:-} 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     local line
-    line=$(grep -E '^soak: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    line=$(grep -aE '^soak: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     rows+=("$(printf '%-16s %5s s  %s  %s' "$venv/$backend" "$secs" "${line:-soak: no report}" \
         "$([ "$rc" = 0 ] && echo ok || echo "FAILED (exit $rc)")")")
     [ "$rc" = 0 ] || status=1
