@@ -91,15 +91,20 @@ GIL_ENABLED = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
 # and an interrupt can strike between a take and the return (documented in
 # docs/concurrent_queue.md): those few values are classified, counted and checked freed.
 EXACT_MAIN = ft_utils.backend == "native"
-# Whether the main thread, under SIGINT, also iterates the ConcurrentDict the mixers write.
-# Not on cffi: there the shard locks are Python code (cffi_backend/concurrent_dict.py),
-# and a KeyboardInterrupt raised inside _ShardLock.__enter__/__exit__ (at the entry of a
-# Python function, for instance) leaves a stale entry on the thread's stack of shard
-# locks; from then on that thread never releases the shard lock, and every other thread
-# that writes the shard blocks for ever (found by this soak: the mixers hung on gil/cffi
-# and pypy/cffi after 2 minutes). Left for the move of the cffi dict onto the C core's
-# table; --interrupt-dict-locks turns it on to reproduce.
+# Two things the interrupted main thread leaves out where a KeyboardInterrupt is known to
+# hang ft_utils (found by this soak; --interrupt-everything puts them back, to reproduce):
+# - Iterating the ConcurrentDict the mixers write, on cffi. The shard locks are Python code
+#   there (cffi_backend/concurrent_dict.py): an interrupt raised inside
+#   _ShardLock.__enter__/__exit__ (at the entry of a Python function, say) leaves a stale
+#   entry on the thread's stack of shard locks; from then on that thread never releases
+#   the shard lock, and every other thread that writes the shard blocks for ever (the
+#   mixers hung on gil/cffi and pypy/cffi within minutes).
+# - Reading a gatherer, on PyPy. PyPy 3.9 leaves a threading.Lock held when a signal
+#   handler raises at the start of a `with lock:` body (a pure-Python loop shows it), and
+#   the cffi gatherer's __next__ takes under `with owner._ftu_lock:`: once that happens,
+#   every next() on the gatherer blocks for ever.
 INTERRUPT_DICT_LOCKS = ft_utils.backend == "native"
+INTERRUPT_GATHERER = not IS_PYPY
 
 TYPES = (
     "AtomicInt64",
@@ -245,6 +250,7 @@ class Soak:
         self.notes = Counter()
         self.failures = []
         self.progress = {}
+        self.activity = {}
         self.ranges = 0
         self.injected = set()
         mixers = max(2, args.threads // 4)
@@ -282,6 +288,10 @@ class Soak:
 
     def made_progress(self, arena):
         self.progress[arena] = time.monotonic()
+
+    def doing(self, arena, describe):
+        """describe() says what the arena is doing, should it hang."""
+        self.activity[arena] = describe
 
     def fail(self, where, exc):
         if isinstance(exc, Violation):
@@ -450,6 +460,7 @@ def cq_lifecycle(soak, rng, number):
     where = f"lifecycle {number} ({'lock_free, ' if lock_free else ''}{mode}, {n_prod}P/{n_cons}C" \
             f"{f', consumers quit after {limit}' if limit is not None else ''})"
     releases = Releases() if mode == "immediate after" and not IS_PYPY else None
+    soak.doing("ConcurrentQueue", lambda: where)
     ops = Counter()
     pushed = [[] for _ in range(n_prod)]
     failed = [[] for _ in range(n_prod)]
@@ -557,6 +568,7 @@ def sq_lifecycle(soak, rng, number):
     releases = Releases() if mode == "immediate after" and not IS_PYPY else None
     where = f"lifecycle {number} (maxsize {maxsize}, {mode}, {n_prod}P/{n_cons}C" \
             f"{', joiner' if joiner_wanted else ''}{f', consumers quit after {limit}' if limit is not None else ''})"
+    soak.doing("StdConcurrentQueue", lambda: where)
     ops = Counter()
     pushed = [[] for _ in range(n_prod)]
     failed = [[] for _ in range(n_prod)]
@@ -569,8 +581,10 @@ def sq_lifecycle(soak, rng, number):
         consumers = [soak.thread(f"sq{number}-consumer{i}", consume, soak, partial(sq_take, q, bound, over), got[i],
                                  soak.rng(f"sq{number}c{i}"), ops, "StdConcurrentQueue", lambda _: q.task_done(),
                                  None, limit) for i in range(n_cons)]
+        # a queue of 1 to 7 places hands over item by item: fewer items keep the lifecycle short
+        most = soak.args.items if not bound or bound > 7 else max(1, soak.args.items // 8)
         producers = [soak.thread(f"sq{number}-producer{i}", produce, soak, partial(sq_put, q), soak.new_base(),
-                                 rng.randint(1, soak.args.items), pushed[i], failed[i], refs[i],
+                                 rng.randint(1, most), pushed[i], failed[i], refs[i],
                                  soak.rng(f"sq{number}p{i}"), ops, "StdConcurrentQueue", None, releases)
                      for i in range(n_prod)]
 
@@ -682,6 +696,7 @@ def gather_lifecycle(soak, rng, number):
     n_ins = rng.randint(1, soak.share - 1)
     n_read = soak.share - n_ins
     where = f"lifecycle {number} ({mode}, {n_keys} keys, {n_ins} inserters, {n_read} readers)"
+    soak.doing("ConcurrentGatheringIterator", lambda: where)
     keys = list(range(n_keys))
     rng.shuffle(keys)
     parts = [keys[i::n_ins] for i in range(n_ins)]
@@ -1198,7 +1213,10 @@ class MainThread:
             self.attempt(partial(time.sleep, rng.random() * 0.005))
 
     def lifecycle(self, number):
-        kind = self.rng.choice(("ConcurrentQueue", "StdConcurrentQueue", "ConcurrentGatheringIterator"))
+        kinds = ["ConcurrentQueue", "StdConcurrentQueue"]
+        if self.soak.interrupt_gatherer:
+            kinds.append("ConcurrentGatheringIterator")
+        kind = self.rng.choice(kinds)
         if kind == "ConcurrentGatheringIterator":
             self.gather_lifecycle(number)
         else:
@@ -1234,6 +1252,7 @@ class MainThread:
         immediate = rng.random() < 0.4
         where = f"main lifecycle {number} ({kind}{f' maxsize {bound}' if bound else ''}, " \
                 f"{'immediate' if immediate else 'normal'} shutdown)"
+        soak.doing("main", lambda: where)
         stop = threading.Event()
         ops = Counter()
         w_pushed, w_failed, w_refs, w_got = [], [], [], []
@@ -1379,6 +1398,10 @@ class MainThread:
         interrupted_takes = 0
         step = partial(next, it)
         del it
+        soak.doing("main", lambda: f"main lifecycle {number} (gatherer, {n_keys} keys{', local' if local else ''}): "
+                   f"the main thread got {len(m_got)} values ({interrupted_takes} next() calls interrupted), "
+                   f"the reader thread {len(w_got) if reader else '-'} ({outcome}), the inserter "
+                   f"{'is running' if inserter.is_alive() else 'is done'}")
         try:
             while not soak.stop.is_set():
                 if rng.random() < 0.2:
@@ -1460,6 +1483,11 @@ def monitor(soak, started, warmup_at, hang, quit_event, rss):
         if stalled:
             print(f"\nHANG: no progress in {', '.join(stalled)}; every thread's traceback follows", file=sys.stderr,
                   flush=True)
+            for name, describe in list(soak.activity.items()):
+                try:
+                    print(f"  {name}: {describe()}", file=sys.stderr, flush=True)
+                except Exception as exc:  # a description must not hide the tracebacks
+                    print(f"  {name}: ({exc!r})", file=sys.stderr, flush=True)
             faulthandler.dump_traceback(all_threads=True)
             os._exit(3)
         # the backstop, should this thread itself be stuck
@@ -1487,9 +1515,9 @@ def main():
     parser.add_argument("--hang", type=float, default=120.0, help="seconds without progress that count as a hang")
     parser.add_argument("--progress", type=float, default=60.0, help="seconds between progress lines (0: none)")
     parser.add_argument("--no-interrupts", action="store_true", help="do not send SIGINT to the main thread")
-    parser.add_argument("--interrupt-dict-locks", action="store_true",
-                        help="on the cffi backend too, let the interrupted main thread iterate the shared "
-                        "ConcurrentDict (which takes its shard locks): see INTERRUPT_DICT_LOCKS")
+    parser.add_argument("--interrupt-everything", action="store_true",
+                        help="let the interrupted main thread iterate the shared ConcurrentDict on cffi and read "
+                        "gatherers on PyPy too, which are known to hang (see INTERRUPT_DICT_LOCKS)")
     parser.add_argument("--inject", choices=("drop", "duplicate", "leak", "counter", "dict", "memory"),
                         help="the soak's self-test: break one invariant on purpose (it must then fail)")
     args = parser.parse_args()
@@ -1504,7 +1532,8 @@ def main():
         args.rss_bound = 16.0 if IS_PYPY else 8.0
     soak = Soak(args)
     soak.leaked = None
-    soak.interrupt_dict_locks = INTERRUPT_DICT_LOCKS or args.interrupt_dict_locks
+    soak.interrupt_dict_locks = INTERRUPT_DICT_LOCKS or args.interrupt_everything
+    soak.interrupt_gatherer = INTERRUPT_GATHERER or args.interrupt_everything
     faulthandler.enable()
     if GIL_ENABLED:
         sys.setswitchinterval(1e-4)  # interleave the threads often under a GIL
