@@ -10,7 +10,7 @@ SOURCES := $(shell find csrc ft_utils -type f \( -name '*.c' -o -name '*.h' -o -
            setup.py pyproject.toml cffi_build.py
 BOOTSTRAP_SCRIPTS := scripts/bootstrap.sh scripts/build_freethreaded_cpython.sh
 
-.PHONY: bootstrap test test-tsan bench ctest clean
+.PHONY: bootstrap test test-tsan bench ctest soak clean
 
 bootstrap: $(ENVS:%=.venv/%/$(STAMP))
 
@@ -24,6 +24,13 @@ test: bootstrap
 
 ctest:
 	scripts/run_tests.sh --c-only
+
+# Every type at once under many threads for minutes, conservation and memory checked
+# (tests/soak.py): SOAK_SECONDS on free-threaded CPython, a quarter of it on each other
+# interpreter/backend (see scripts/soak.sh).
+SOAK_SECONDS ?= 180
+soak: bootstrap
+	SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
 
 # The native extension under ThreadSanitizer, in a CPython built with it (see the script).
 test-tsan:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test matrix and prints what passed where:
 #   C core tests: plain, under ThreadSanitizer, under AddressSanitizer+UBSan;
-#   pytest on each interpreter x backend: ft/native, gil/native, gil/cffi, pypy/cffi.
+#   pytest on each interpreter x backend: ft/native, gil/native, gil/cffi, pypy/cffi;
+#   the soak (tests/soak.py) for 30 s on ft/native and 15 s on each of the others.
 # Exits non-zero if anything failed. `--c-only` runs just the C tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -59,11 +60,31 @@ py_suite() { # venv, backend
     [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1
     record "$venv/$backend" "${passed:-0}" "$failed" "$rc"
 }
+
+# ---- soak (tests/soak.py; `make soak` runs it for minutes) -----------------------------
+soak_suite() { # venv, backend, seconds: its checks passed/failed as one row
+    local venv="$1" backend="$2" seconds="$3" log="build/soak-test-$1-$2.log"
+    echo "== soak on .venv/$venv, backend $backend, $seconds s"
+    FT_UTILS_BACKEND="$backend" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
+        ".venv/$venv/bin/python" -X faulthandler tests/soak.py --seconds "$seconds" --progress 0 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    local line passed failed
+    line=$(grep -aE '^soak: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    passed=$(echo "$line" | awk '{print $2}')
+    failed=$(echo "$line" | awk '{print $4}')
+    [ "$rc" != 0 ] && [ "${failed:-0}" = 0 ] && failed=1
+    record "soak $venv/$backend ${seconds}s" "${passed:-0}" "${failed:-0}" "$rc"
+}
+
 if [ "${1:-}" != "--c-only" ]; then
     py_suite ft native
     py_suite gil native
     py_suite gil cffi
     py_suite pypy cffi
+    soak_suite ft native 30
+    soak_suite gil native 15
+    soak_suite gil cffi 15
+    soak_suite pypy cffi 15
 fi
 
 echo

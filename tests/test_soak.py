@@ -1,0 +1,67 @@
+"""The soak (tests/soak.py) can fail: with one invariant broken on purpose (--inject) it
+exits 1 and names what broke; a clean short run passes. The soak proper runs in
+`make test` (30 s on free-threaded CPython) and `make soak` (minutes, every interpreter).
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ft_utils
+from conftest import BACKENDS
+
+SOAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "soak.py")
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(ft_utils.__file__)))
+
+
+def run_soak(backend_name, *args):
+    env = dict(os.environ, FT_UTILS_BACKEND=backend_name)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (CHECKOUT, os.environ.get("PYTHONPATH")) if p)
+    result = subprocess.run([sys.executable, "-X", "faulthandler", SOAK, "--progress", "0", "--threads", "8", *args],
+                            capture_output=True, text=True, env=env, timeout=100)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_short_soak_passes(backend_name):
+    code, out, err = run_soak(backend_name, "--seconds", "2")
+    assert code == 0, out + err
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("soak: ") and last.endswith(" passed, 0 failed"), out
+    assert int(last.split()[1]) > 100, out  # it checked something
+
+
+# fault injected -> what the report says (one of)
+FAULTS = {
+    # a consumer forgets an item
+    "drop": ("items pushed were neither popped nor left in the queue",
+             "items pushed were neither popped nor released by the immediate shutdown"),
+    # a consumer records an item twice: seen as out of order, or as a duplicate
+    "duplicate": ("items came out twice", "of the same producer (FIFO)"),
+    # a consumer keeps an item alive
+    "leak": ("still alive",),
+    # a tally off by one
+    "counter": ("the threads' tallies add up to",),
+    # a write to a thread's own key that the dict never saw
+    "dict": ("its only writer stored Token(-0x2)",),
+    # the main thread keeps 1 MiB per lifecycle
+    "memory": ("RSS grew by",),
+}
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("fault", FAULTS)
+def test_the_soak_fails_when_an_invariant_breaks(backend_name, fault):
+    if fault == "memory":
+        if not os.path.exists("/proc/self/statm"):
+            pytest.skip("RSS is read from /proc/self/statm")
+        args = ("--seconds", "6", "--warmup", "1", "--rss-bound", "3")
+    else:
+        args = ("--seconds", "3")
+    code, out, err = run_soak(backend_name, "--inject", fault, *args)
+    assert code == 1, out + err
+    assert any(message in err for message in FAULTS[fault]), out + err
+    assert out.strip().splitlines()[-1].startswith("soak: "), out
+    assert not out.strip().splitlines()[-1].endswith(" 0 failed"), out
