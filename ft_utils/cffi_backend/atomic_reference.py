@@ -9,10 +9,10 @@ reference cannot deadlock.
 """
 
 import inspect
-import threading
 from reprlib import recursive_repr
 
 from ft_utils import _reconstruct
+from ft_utils.cffi_backend import _fork
 from ft_utils.cffi_backend._api import document, init_takes_arguments, new_takes_arguments, parse_state
 
 
@@ -33,7 +33,7 @@ class AtomicReference:
     def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
         self._ftu_obj = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicReference) else None
-        self._ftu_lock = threading.Lock()
+        self._ftu_lock = _fork.lock()
         return self
 
     def __init__(self, *args, **kwargs):
