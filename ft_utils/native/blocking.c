@@ -29,6 +29,7 @@ static PyObject *after_fork_in_child(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
     main_thread_ident = PyThread_get_thread_ident();
     ftu_dict_after_fork_child();
+    ftu_local_wrapper_after_fork_child();
     Py_RETURN_NONE;
 }
 

@@ -174,7 +174,16 @@ static void live_remove(ConcurrentDictObject *self) {
  * thread). */
 static void free_if_held_by_another(ftu_dict_shard *shard, uintptr_t me) {
     uintptr_t owner = atomic_load_explicit(&shard->s.owner, memory_order_relaxed);
-    if (owner == me && owner != 0) return;
+    if (owner == me && owner != 0) return; /* the forking thread's: it may be inside a write */
+#ifdef Py_GIL_DISABLED
+    /* The shard dict's own lock (its critical sections) too. A thread gives up its
+     * critical sections whenever it detaches, so none is held by a thread stopped for the
+     * fork, except one handed, as it was released, to a thread that had waited for it
+     * detached and was stopped while attaching again, before its dict operation began
+     * (CPython's PyMutex hands a lock over to a waiter after 1 ms; seen: a child stuck in
+     * PyDict_Copy of a shard, about 1 fork in 200 with 3 threads writing). */
+    if (shard->s.dict != NULL) shard->s.dict->ob_mutex._bits = 0;
+#endif
 #if PY_VERSION_HEX >= 0x030D0000
     if (shard->s.lock._bits == 0) return;
     atomic_store_explicit(&shard->s.owner, 0, memory_order_relaxed);

@@ -53,6 +53,8 @@ typedef struct {
 /* In the child of a fork: frees the shard locks held by threads the child does not
  * have (called from the binding's os.register_at_fork hook, blocking.c). */
 void ftu_dict_after_fork_child(void);
+/* The same for the lock of LocalWrapper's table of types (local_wrapper.c). */
+void ftu_local_wrapper_after_fork_child(void);
 
 /* ConcurrentQueue and StdConcurrentQueue: a core queue holding one owned reference per
  * object (as a word). */
