@@ -12,9 +12,11 @@
  * advances it calls ftu_gather_notify, which wakes every waiter to re-read its cell.
  */
 #include "ftu.h"
+#include "ftu_fork.h"
 #include "ftu_memory.h"
 #include "ftu_wait.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +42,7 @@ struct ftu_gather {
     _Atomic uint32_t signal;
     _Atomic uint32_t waiting;
     int64_t drain_from; /* where ftu_gather_drain looks first (under the lock) */
+    struct ftu_fork_node fork_node; /* on the list of live objects (see ftu_fork.h) */
 };
 
 #define CELL(cell) ((_Atomic int64_t *)(cell))
@@ -52,6 +55,27 @@ static struct entry *table_new(int64_t capacity) {
     return table;
 }
 
+/* ---- fork (see ftu_fork.h) ------------------------------------------------------------ */
+
+static ftu_gather *gather_of_node(struct ftu_fork_node *node) {
+    return (ftu_gather *)((char *)node - offsetof(ftu_gather, fork_node));
+}
+
+static void gather_lock_for_fork(struct ftu_fork_node *node) { ftu_spinlock_lock(&gather_of_node(node)->lock); }
+
+static void gather_unlock_parent(struct ftu_fork_node *node) { ftu_spinlock_unlock(&gather_of_node(node)->lock); }
+
+/* In the child no thread waits: the key a parent's waiter announced would make every
+ * later waiter announce ANY, and its count a needless wake-up call per insert. */
+static void gather_unlock_child(struct ftu_fork_node *node) {
+    ftu_gather *g = gather_of_node(node);
+    atomic_store(&g->waiting, 0);
+    atomic_store(&g->wanted, NONE);
+    gather_unlock_parent(node);
+}
+
+static const struct ftu_fork_ops gather_fork_ops = {gather_lock_for_fork, gather_unlock_parent, gather_unlock_child};
+
 ftu_gather *ftu_gather_new(void) {
     ftu_gather *g = ftu_calloc(1, sizeof(ftu_gather));
     if (g == NULL) return NULL;
@@ -62,11 +86,13 @@ ftu_gather *ftu_gather_new(void) {
         return NULL;
     }
     atomic_init(&g->wanted, NONE);
+    ftu_fork_track(&g->fork_node, &gather_fork_ops);
     return g;
 }
 
 void ftu_gather_free(ftu_gather *g) {
     if (g == NULL) return;
+    ftu_fork_forget(&g->fork_node);
     free(g->table);
     free(g);
 }

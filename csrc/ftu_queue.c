@@ -29,9 +29,11 @@
  * is either in the queue before the shutdown or fails with FTU_SHUTDOWN.
  */
 #include "ftu.h"
+#include "ftu_fork.h"
 #include "ftu_memory.h"
 #include "ftu_wait.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +102,7 @@ struct ftu_queue {
     _Alignas(64) _Atomic uint64_t epoch;
     _Atomic int64_t watchers[2]; /* [e & 1]: watchers that started in epoch e */
     _Atomic int has_retired;
+    struct ftu_fork_node fork_node; /* on the list of live objects (see ftu_fork.h) */
 };
 
 #ifdef FTU_TEST_HOOKS
@@ -236,6 +239,48 @@ static void watch_end(ftu_queue *q, uint64_t e) {
     }
 }
 
+/* ---- fork (see ftu_fork.h) ------------------------------------------------------------ */
+
+static ftu_queue *queue_of_node(struct ftu_fork_node *node) {
+    return (ftu_queue *)((char *)node - offsetof(ftu_queue, fork_node));
+}
+
+static void queue_lock_for_fork(struct ftu_fork_node *node) {
+    ftu_queue *q = queue_of_node(node);
+    ftu_spinlock_lock(&q->tail_lock); /* lock order: tail_lock, then head_lock */
+    ftu_spinlock_lock(&q->head_lock);
+}
+
+static void queue_unlock_parent(struct ftu_fork_node *node) {
+    ftu_queue *q = queue_of_node(node);
+    ftu_spinlock_unlock(&q->head_lock);
+    ftu_spinlock_unlock(&q->tail_lock);
+}
+
+/* In the child no thread waits or watches: counts left by the parent's threads would
+ * keep the epoch from moving on (emptied segments never freed) and cost every push a
+ * needless wake-up call. Nor is any thread between claiming a free place and pushing,
+ * or between popping and giving the place back: places such a thread held would be lost
+ * to the child for ever, so the free places are counted again from the contents (exact:
+ * both locks are held, no push or pop is half done). */
+static void queue_unlock_child(struct ftu_fork_node *node) {
+    ftu_queue *q = queue_of_node(node);
+    if (q->count_space) {
+        int64_t held = atomic_load(&q->pushed) - atomic_load(&q->claimed);
+        atomic_store(&q->space, atomic_load(&q->capacity) - held);
+    }
+    struct waitset *sets[] = {&q->consumers, &q->producers, &q->joiners};
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&sets[i]->waiting, 0);
+        atomic_store(&sets[i]->pending, 0);
+    }
+    atomic_store(&q->watchers[0], 0);
+    atomic_store(&q->watchers[1], 0);
+    queue_unlock_parent(node);
+}
+
+static const struct ftu_fork_ops queue_fork_ops = {queue_lock_for_fork, queue_unlock_parent, queue_unlock_child};
+
 ftu_queue *ftu_queue_new(int64_t capacity, int flags) {
     size_t size = (sizeof(ftu_queue) + 63) & ~(size_t)63;
     ftu_queue *q = ftu_aligned_alloc(64, size);
@@ -254,11 +299,13 @@ ftu_queue *ftu_queue_new(int64_t capacity, int flags) {
         return NULL;
     }
     atomic_init(&q->head_slot, &q->head->slot[0]);
+    ftu_fork_track(&q->fork_node, &queue_fork_ops);
     return q;
 }
 
 void ftu_queue_free(ftu_queue *q) {
     if (q == NULL) return;
+    ftu_fork_forget(&q->fork_node);
     free_segments(q->head);
     free_segments(q->retired);
     struct segment *spare = atomic_load(&q->spare);

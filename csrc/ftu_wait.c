@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "ftu.h"
+#include "ftu_fork.h"
 #include "ftu_wait.h"
 
 #include <errno.h>
@@ -48,6 +49,11 @@ int ftu_word_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns
 void ftu_word_wake(_Atomic uint32_t *word, int count) {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count < 0 ? INT_MAX : count, NULL, NULL, 0);
 }
+
+/* A futex is a word of the waiter's own memory: nothing of the kernel's to set right. */
+void ftu_wait_before_fork(void) {}
+void ftu_wait_after_fork_parent(void) {}
+void ftu_wait_after_fork_child(void) {}
 
 #else /* portable fallback */
 #include <pthread.h>
@@ -100,6 +106,20 @@ void ftu_word_wake(_Atomic uint32_t *word, int count) {
     pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->mutex);
 }
+
+/* A bucket's mutex may be held by a waker when another thread forks: all are taken
+ * before fork(). In the child the buckets start afresh (their condition variables may
+ * count waiters that the child does not have). */
+void ftu_wait_before_fork(void) {
+    pthread_once(&buckets_once, buckets_init);
+    for (int i = 0; i < BUCKETS; i++) pthread_mutex_lock(&buckets[i].mutex);
+}
+
+void ftu_wait_after_fork_parent(void) {
+    for (int i = BUCKETS - 1; i >= 0; i--) pthread_mutex_unlock(&buckets[i].mutex);
+}
+
+void ftu_wait_after_fork_child(void) { buckets_init(); }
 #endif
 
 static inline void cpu_relax(void) {

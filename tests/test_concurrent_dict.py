@@ -906,3 +906,49 @@ def test_reads_do_not_wait_for_a_writer_holding_the_shard(backend):
         if second_writer.ident is not None:
             second_writer.join(30)
     assert writes == [None] and d["late"] == 3 and d[stalled] == 2
+
+
+class SlowEq:
+    """Keys whose hashes collide in groups and whose __eq__ is Python code: building a
+    dict of them runs __eq__, during which (GIL interpreters) another thread may run."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n):
+        self.n = n
+
+    def __hash__(self):
+        return self.n % 41
+
+    def __eq__(self, other):
+        return isinstance(other, SlowEq) and other.n == self.n
+
+
+@pytest.mark.stress
+def test_threads_whole_dict_snapshots_while_others_write(backend):
+    """as_dict, copy, update from it and == run while writers add and remove colliding
+    keys with Python __eq__: each returns a snapshot and never fails. (On the native
+    backend as_dict merged each shard without its lock and raised "dict mutated during
+    update" when a key's __eq__ let a writer change that shard, GIL CPython 3.11.)"""
+    d = backend.ConcurrentDict(4)
+    stable = {SlowEq(-1 - i): i for i in range(100)}
+    d.update(stable)
+    writers = 2
+
+    def work(index):
+        if index < writers:
+            for n in range(6000):
+                key = SlowEq(n % 300 + 1000 * index)
+                d[key] = n
+                d.pop(key, None)
+            return None
+        for _ in range(60):
+            for snapshot in (d.as_dict(), d.copy(), backend.ConcurrentDict(4)):
+                if isinstance(snapshot, backend.ConcurrentDict) and len(snapshot) == 0:
+                    snapshot.update(d)
+                assert all(snapshot[k] == v for k, v in stable.items())
+            assert not d == {}
+        return None
+
+    run_threads(writers + 2, work)
+    assert d.as_dict() == stable

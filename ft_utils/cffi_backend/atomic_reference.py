@@ -15,11 +15,12 @@ interrupted write is then not atomic with respect to that code.
 """
 
 import inspect
-from _thread import RLock
 from reprlib import recursive_repr
 
 from ft_utils import _reconstruct
-from ft_utils.cffi_backend._api import allocate_lock, document, init_takes_arguments, new_takes_arguments, parse_state
+
+from ft_utils.cffi_backend import _fork
+from ft_utils.cffi_backend._api import document, init_takes_arguments, new_takes_arguments, parse_state
 
 
 def _arguments(obj=None):
@@ -39,7 +40,7 @@ class AtomicReference:
     def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
         self._ftu_obj = _arguments(*args, **kwargs) if new_takes_arguments(cls, AtomicReference) else None
-        self._ftu_lock = allocate_lock(RLock)  # re-entrant: see the module's docstring
+        self._ftu_lock = _fork.rlock()  # re-entrant: see the module's docstring
         return self
 
     def __init__(self, *args, **kwargs):

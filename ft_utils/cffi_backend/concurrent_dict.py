@@ -18,12 +18,12 @@ shard locks cannot deadlock among themselves.
 
 import copyreg
 import threading
-from _thread import RLock
 from itertools import count
 from types import GenericAlias
 
 from ft_utils import _reconstruct
-from ft_utils.cffi_backend._api import allocate_lock, document
+from ft_utils.cffi_backend import _fork
+from ft_utils.cffi_backend._api import document
 
 DEFAULT_SCALING = 17
 MAX_SCALING = 65536
@@ -88,7 +88,7 @@ class _ShardLock:
     __slots__ = ("_mutex",)
 
     def __init__(self):
-        self._mutex = allocate_lock(RLock)
+        self._mutex = _fork.rlock()
 
     def __enter__(self):
         try:
@@ -134,7 +134,7 @@ class _Iterator:
     def __init__(self, d):
         self._dict = d
         self._state = (-1, (), count())
-        self._lock = allocate_lock(RLock)  # held only to compare and replace _state; a finalizer may re-enter
+        self._lock = _fork.rlock()  # held only to compare and replace _state; a finalizer may re-enter
 
     def __iter__(self):
         return self

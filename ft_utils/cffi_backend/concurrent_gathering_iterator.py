@@ -3,12 +3,12 @@ the values wait in a dict under a ticket that goes through the core (see _blocki
 
 import inspect
 import operator
-import threading
 from functools import partial
 from itertools import compress
 
-from ft_utils.cffi_backend._api import allocate_lock, document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
-from ft_utils.cffi_backend._blocking import FOREVER, MISSING, TICKETS, check_scaling, wait
+from ft_utils.cffi_backend import _fork
+from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
+from ft_utils.cffi_backend._blocking import FOREVER, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
 _FAILED = "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive"
@@ -45,7 +45,7 @@ class ConcurrentGatheringIterator:
             raise MemoryError("cannot allocate a gatherer")
         self._ftu_gather = owned(gather, lib.ftu_gather_free)
         self._ftu_objects = {}
-        self._ftu_lock = allocate_lock(threading.Lock)  # held by every take, so a non-clearing read is safe
+        self._ftu_lock = _fork.lock()  # held by every take, so a non-clearing read is safe
         return self
 
     def __init__(self, *args, **kwargs):

@@ -7,13 +7,12 @@ same order, so the same calls succeed and the same calls fail with the same exce
 
 import inspect
 import math
-import threading
 from functools import partial
 from types import GenericAlias
 
 from ft_utils._exceptions import Full, ShutDown
-
-from ft_utils.cffi_backend._api import allocate_lock, document, lib
+from ft_utils.cffi_backend import _fork
+from ft_utils.cffi_backend._api import document, lib
 from ft_utils.cffi_backend._blocking import FOREVER, NO_WAIT, call_blocking
 from ft_utils.cffi_backend._object_queue import ObjectQueue
 
@@ -80,7 +79,7 @@ class StdConcurrentQueue:
         self._ftu_queue = ObjectQueue(0, lib.FTU_QUEUE_TASKS)
         self._ftu_maxsize = 0
         self._ftu_capacity = 0
-        self._ftu_lock = allocate_lock(threading.Lock)  # keeps _maxsize and the core capacity in step
+        self._ftu_lock = _fork.lock()  # keeps _maxsize and the core capacity in step
         return self
 
     __new__.__signature__ = inspect.signature(lambda cls, maxsize=0: None)

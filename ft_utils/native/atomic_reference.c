@@ -4,8 +4,9 @@
  * Why a lock and not a bare atomic pointer: get() must load the pointer and incref the
  * object as one step, or a concurrent exchange() could decref the object to zero in
  * between (use-after-free). CPython 3.13 has no public try-incref, so the load+incref and
- * every store happen under a per-object PyMutex (compiled away under the GIL). Decrefs,
- * which can run arbitrary __del__ code, always happen after the lock is released.
+ * every store happen under a per-object lock (a spin lock, see pycompat.h; compiled away
+ * under the GIL). Decrefs, which can run arbitrary __del__ code, always happen after the
+ * lock is released.
  */
 #include "native.h"
 

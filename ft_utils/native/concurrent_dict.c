@@ -138,6 +138,75 @@ static void set_key_error(PyObject *key) {
     }
 }
 
+/* ---- fork ------------------------------------------------------------------------------- *
+ * A shard lock may be held while Python code runs (a key's __eq__): under a GIL another
+ * thread may run and fork meanwhile, and on the free-threaded build a fork stops every
+ * thread at its next safe point, such as one inside that __eq__. fork() copies only the
+ * calling thread, so in the child the lock would stay held by a thread that is not there,
+ * and the next write to that shard would wait for ever. So every live dict is on a list,
+ * and in the child (os.register_at_fork, see blocking.c) every shard lock held by another
+ * thread than the one that forked is let go. Its dict is whole: the thread was stopped
+ * in user code called by a dict operation, or before it, never inside one. A lock the
+ * forking thread holds itself (it forked from a key's __eq__) stays held. */
+
+static ftu_dict_link live_dicts = {&live_dicts, &live_dicts};
+static ftu_pylock live_dicts_lock;
+
+static void live_add(ConcurrentDictObject *self) {
+    FTU_PYLOCK_ACQUIRE(live_dicts_lock);
+    self->live.prev = &live_dicts;
+    self->live.next = live_dicts.next;
+    live_dicts.next->prev = &self->live;
+    live_dicts.next = &self->live;
+    FTU_PYLOCK_RELEASE(live_dicts_lock);
+}
+
+static void live_remove(ConcurrentDictObject *self) {
+    if (self->live.next == NULL) return; /* never added */
+    FTU_PYLOCK_ACQUIRE(live_dicts_lock);
+    self->live.prev->next = self->live.next;
+    self->live.next->prev = self->live.prev;
+    FTU_PYLOCK_RELEASE(live_dicts_lock);
+    self->live.prev = self->live.next = NULL;
+}
+
+/* Lets go of shard's lock if a thread other than `me` holds it (the child has no other
+ * thread). */
+static void free_if_held_by_another(ftu_dict_shard *shard, uintptr_t me) {
+    uintptr_t owner = atomic_load_explicit(&shard->s.owner, memory_order_relaxed);
+    if (owner == me && owner != 0) return; /* the forking thread's: it may be inside a write */
+#ifdef Py_GIL_DISABLED
+    /* The shard dict's own lock (its critical sections) too. A thread gives up its
+     * critical sections whenever it detaches, so none is held by a thread stopped for the
+     * fork, except one handed, as it was released, to a thread that had waited for it
+     * detached and was stopped while attaching again, before its dict operation began
+     * (CPython's PyMutex hands a lock over to a waiter after 1 ms; seen: a child stuck in
+     * PyDict_Copy of a shard, about 1 fork in 200 with 3 threads writing). */
+    if (shard->s.dict != NULL) shard->s.dict->ob_mutex._bits = 0;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    if (shard->s.lock._bits == 0) return;
+    atomic_store_explicit(&shard->s.owner, 0, memory_order_relaxed);
+    shard->s.lock._bits = 0; /* locked, maybe with parked waiters: none of them is here */
+#else
+    if (ftu_mutex_trylock(&shard->s.lock)) { /* free */
+        ftu_mutex_unlock(&shard->s.lock);
+        return;
+    }
+    atomic_store_explicit(&shard->s.owner, 0, memory_order_relaxed);
+    ftu_mutex_unlock(&shard->s.lock); /* a semaphore: any thread may release it */
+#endif
+}
+
+void ftu_dict_after_fork_child(void) {
+    memset(&live_dicts_lock, 0, sizeof(live_dicts_lock)); /* its holder, if any, is not here */
+    uintptr_t me = thread_id();
+    for (ftu_dict_link *link = live_dicts.next; link != &live_dicts; link = link->next) {
+        ConcurrentDictObject *self = (ConcurrentDictObject *)((char *)link - offsetof(ConcurrentDictObject, live));
+        for (Py_ssize_t i = 0; i < self->nshards; i++) free_if_held_by_another(&shards(self)[i], me);
+    }
+}
+
 /* ---- life cycle ----------------------------------------------------------------------- */
 
 static ConcurrentDictObject *alloc_dict(PyTypeObject *type, Py_ssize_t nshards, int with_dicts) {
@@ -164,6 +233,7 @@ static ConcurrentDictObject *alloc_dict(PyTypeObject *type, Py_ssize_t nshards, 
             return NULL;
         }
     }
+    live_add(self);
     return self;
 }
 
@@ -209,6 +279,7 @@ static void ConcurrentDict_dealloc(PyObject *op) {
     ConcurrentDictObject *self = as_cd(op);
     PyTypeObject *type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
+    live_remove(self);
     if (self->weakreflist != NULL) PyObject_ClearWeakRefs(op);
     if (self->shards != NULL) {
         for (Py_ssize_t i = 0; i < self->nshards; i++) {
@@ -409,16 +480,32 @@ static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(i
 
 static int is_concurrent_dict(PyObject *op) { return PyObject_TypeCheck(op, &ConcurrentDict_Type); }
 
+/* A copy of shard's dict, taken under its lock. Copying may run a key's __eq__ (when the
+ * copy is built by inserting, with keys whose hashes collide), and under a GIL another
+ * thread may then write to the shard: without the lock the copy would fail with
+ * "dict mutated during update" (seen with 2 writers and as_dict, GIL CPython 3.11). */
+static PyObject *shard_copy(ftu_dict_shard *shard) {
+    shard_hold hold;
+    shard_lock(shard, &hold);
+    PyObject *copy = PyDict_Copy(shard->s.dict);
+    shard_unlock(&hold);
+    return copy;
+}
+
 static PyObject *ConcurrentDict_as_dict(PyObject *op, PyObject *Py_UNUSED(ignored)) {
     ConcurrentDictObject *self = as_cd(op);
     PyObject *result = PyDict_New();
     if (result == NULL) return NULL;
     for (Py_ssize_t i = 0; i < self->nshards; i++) {
-        /* A dict-to-dict update copies the shard as it is at one instant. */
-        if (PyDict_Update(result, shards(self)[i].s.dict) < 0) {
+        /* Each shard as it is at one instant, merged from a private copy (the merge can
+         * run a key's __eq__ too, and no other thread sees the copy). */
+        PyObject *part = shard_copy(&shards(self)[i]);
+        if (part == NULL || PyDict_Update(result, part) < 0) {
+            Py_XDECREF(part);
             Py_DECREF(result);
             return NULL;
         }
+        Py_DECREF(part);
     }
     return result;
 }
@@ -463,7 +550,7 @@ static PyObject *ConcurrentDict_copy(PyObject *op, PyObject *Py_UNUSED(ignored))
     if (copy == NULL) return NULL;
     for (Py_ssize_t i = 0; i < self->nshards; i++) {
         /* Same shard count, so every key belongs to the same shard in the copy. */
-        if ((shards(copy)[i].s.dict = PyDict_Copy(shards(self)[i].s.dict)) == NULL) {
+        if ((shards(copy)[i].s.dict = shard_copy(&shards(self)[i])) == NULL) {
             Py_DECREF(copy);
             return NULL;
         }

@@ -586,7 +586,22 @@ static const PyTypeObject profile_template = {
 #define MAX_PROFILES 4096
 static Profile *_Atomic profiles[MAX_PROFILES];
 static _Atomic int nprofiles;
-static ftu_pylock profiles_lock;
+/* PyType_Ready may wait for a lock of the interpreter, detached: a PyMutex, not an
+ * ftu_pylock. Free again in a forked child (ftu_local_wrapper_after_fork_child). */
+#ifdef Py_GIL_DISABLED
+static PyMutex profiles_lock;
+#define PROFILES_LOCK() PyMutex_Lock(&profiles_lock)
+#define PROFILES_UNLOCK() PyMutex_Unlock(&profiles_lock)
+#else
+#define PROFILES_LOCK() ((void)0)
+#define PROFILES_UNLOCK() ((void)0)
+#endif
+
+void ftu_local_wrapper_after_fork_child(void) {
+#ifdef Py_GIL_DISABLED
+    memset(&profiles_lock, 0, sizeof(profiles_lock)); /* its holder is not in the child */
+#endif
+}
 
 /* type version tag -> profile index: ((uint64_t)tag << 32) | index, 0 when empty. A tag
  * is never 0 and never reused, so the tag in an entry names the type state it holds. */
@@ -678,7 +693,7 @@ static int profile_index(Protocols q) {
     /* PyType_Ready runs no Python code (3.12+ collect only at eval-breaker checks; under
      * the 3.11 GIL the lock is compiled away, and a collection that made the same
      * profile meanwhile is caught by the second search). */
-    FTU_PYLOCK_ACQUIRE(profiles_lock);
+    PROFILES_LOCK();
     int found = -1;
     n = atomic_load_explicit(&nprofiles, memory_order_relaxed);
     for (int i = 0; i < n && found < 0; i++)
@@ -696,7 +711,7 @@ static int profile_index(Protocols q) {
             } /* else: a twin made during PyType_Ready under the GIL; this one is unused */
         }
     }
-    FTU_PYLOCK_RELEASE(profiles_lock);
+    PROFILES_UNLOCK();
     if (found < 0 && !PyErr_Occurred())
         PyErr_Format(PyExc_RuntimeError, "LocalWrapper: more than %d different sets of special methods", MAX_PROFILES);
     return found;

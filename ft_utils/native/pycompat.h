@@ -10,14 +10,21 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Per-object lock. On the free-threaded build it is a real PyMutex (one byte, parks
- * with the thread state detached when contended). Under the GIL, code that does not
- * call back into Python already runs atomically, so the lock compiles away. Never hold
- * it across anything that can run Python code (a decref, a comparison, a hash). */
+/* Per-object lock for a few instructions. On the free-threaded build it is the core's
+ * spin lock (csrc/ftu_wait.h): it never detaches the thread state, so a thread holds it
+ * only while running the few instructions between lock and unlock, and a stop of the
+ * world (a collection, or os.fork) never finds it held. A PyMutex can be handed, at
+ * release, to a thread that waited over a millisecond, detached: that thread may then be
+ * stopped while re-attaching, holding it, and a fork at that moment left the lock held
+ * for ever in the child (seen with 3 threads on one AtomicReference). Under the GIL, code
+ * that does not call back into Python already runs atomically, so the lock compiles
+ * away. Never hold it across anything that can run Python code (a decref, a comparison,
+ * a hash) or detach (a PyMutex, an allocation of a type). */
 #ifdef Py_GIL_DISABLED
-typedef PyMutex ftu_pylock;
-#define FTU_PYLOCK_ACQUIRE(lock) PyMutex_Lock(&(lock))
-#define FTU_PYLOCK_RELEASE(lock) PyMutex_Unlock(&(lock))
+#include "ftu_wait.h"
+typedef ftu_spinlock ftu_pylock;
+#define FTU_PYLOCK_ACQUIRE(lock) ftu_spinlock_lock(&(lock))
+#define FTU_PYLOCK_RELEASE(lock) ftu_spinlock_unlock(&(lock))
 #else
 typedef char ftu_pylock;
 #define FTU_PYLOCK_ACQUIRE(lock) ((void)(lock))
