@@ -409,7 +409,12 @@ static void hold_watcher(void) {
 static void *push_counting(void *arg) {
     for (uint64_t i = 1; i <= WATCHED_WORDS; i++) {
         ftu_queue_push(arg, i, FTU_WAIT_FOREVER);
-        if (i % 3000 == 0) sleep_ms(1); /* bursts of 3 segments: consumers drain, then wait */
+        if (i % 3000 == 0) { /* bursts of 3 segments: consumers drain, then wait */
+            /* However slow the consumers (a loaded machine, a sanitizer), let them empty the
+             * queue first (for at most 1 s), so that they do wait, and watch, every burst. */
+            for (int waited = 0; ftu_queue_size(arg) > 0 && waited < 1000; waited++) sleep_ms(1);
+            sleep_ms(1);
+        }
     }
     return NULL;
 }
