@@ -24,7 +24,8 @@ What runs at the same time:
 - The main thread runs lifecycles of its own (a queue or a gatherer shared with a
   producer and a consumer thread) while a helper thread sends it SIGINT at random
   moments; it catches the KeyboardInterrupt and goes on (see MainThread for why its
-  bookkeeping is exact).
+  bookkeeping is exact). Two uses known to hang under interrupts are left out where they
+  hang (see INTERRUPT_DICT_LOCKS; --interrupt-everything puts them back).
 - A monitor samples RSS and watches for hangs.
 
 What is checked (each check is counted per type in the report):
