@@ -54,8 +54,7 @@ class ConcurrentQueue:
         return self._ftu_queue.pop(deadline(timeout))
 
     def pop_local(self, /, timeout=None):
-        # the wrapper is made before the object is taken: see ObjectQueue.take
-        return self._ftu_queue.pop(deadline(timeout), LocalWrapper)
+        return LocalWrapper(self._ftu_queue.pop(deadline(timeout)))
 
     def shutdown(self, /, immediate=False):
         self._ftu_queue.shutdown(immediate)
