@@ -71,6 +71,7 @@ from functools import partial
 from operator import methodcaller
 
 import ft_utils
+from ft_utils import _backend
 from ft_utils.concurrency import (
     AtomicFlag,
     AtomicInt64,
@@ -107,16 +108,7 @@ EXACT_MAIN = ft_utils.backend == "native"
 INTERRUPT_DICT_LOCKS = ft_utils.backend == "native"
 INTERRUPT_GATHERER = not IS_PYPY
 
-TYPES = (
-    "AtomicInt64",
-    "AtomicReference",
-    "AtomicFlag",
-    "ConcurrentDict",
-    "ConcurrentQueue",
-    "StdConcurrentQueue",
-    "ConcurrentGatheringIterator",
-    "LocalWrapper",
-)
+TYPES = _backend.PUBLIC_NAMES  # every public type, in the order the report lists them
 RANGE_BITS = 24  # a producer's tokens are base + seq, seq < 2**RANGE_BITS
 
 
