@@ -45,6 +45,11 @@
 #ifndef CHILD_THREADS
 #define CHILD_THREADS 1
 #endif
+/* Nor do the children of a fork taken while threads hammer the objects run under it: GCC
+ * 12's TSan runtime can deadlock there on its own lock (a child's free() spins for ever in
+ * __tsan::DenseSlabAlloc::Drain on a slab lock another thread held at the fork; seen in 16
+ * children of 60 runs, all with that stack). The plain and ASan builds run that test. */
+#define FORK_WHILE_HAMMERING CHILD_THREADS
 #define CHILD_ALARM_S 20
 
 static void sleep_ms(int ms) {
@@ -191,6 +196,10 @@ static void *hammer_gather(void *arg) {
 }
 
 static void test_fork_while_threads_hammer(void) {
+    if (!FORK_WHILE_HAMMERING) {
+        printf("skipped under ThreadSanitizer: forks while threads hammer (see FORK_WHILE_HAMMERING)\n");
+        return;
+    }
     struct hammered h = {ftu_queue_new(0, 0), ftu_queue_new(0, FTU_QUEUE_SPIN), ftu_queue_new(16, FTU_QUEUE_TASKS),
                          ftu_gather_new(), 0, 0};
     void *(*bodies[])(void *) = {hammer_push, hammer_push, hammer_pop, hammer_pop, hammer_gather, hammer_gather};
