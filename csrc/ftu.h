@@ -162,6 +162,18 @@ int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns);
  * but takes attached, so that a garbage collector never runs while a reference is on its
  * way from the queue (which it traverses) to the caller. */
 int ftu_queue_wait_pop(ftu_queue *q, int64_t deadline_ns);
+/* A pop in two steps, for a caller that must prepare what it will hand on before it
+ * takes the word, and must not take it if that fails (a binding that wraps the object
+ * in a new one: failing after the take would lose the object). ftu_queue_peek reads the
+ * head word without taking it: FTU_OK (*word set), FTU_TIMEOUT (empty) or FTU_SHUTDOWN,
+ * as ftu_queue_pop with FTU_NO_WAIT; hold, if not NULL, is called with the word under
+ * the consumers' lock, so that the caller can keep what it stands for alive while
+ * another consumer may take it (hold must not call the queue). ftu_queue_pop_if then
+ * takes the head word only if it is `expected`: FTU_OK, FTU_TIMEOUT (the head is another
+ * word, or there is none: peek again) or FTU_SHUTDOWN. Taking a word equal to the one
+ * peeked is taking the head, whichever push it came from: FIFO order holds. */
+int ftu_queue_peek(ftu_queue *q, uint64_t *word, void (*hold)(uint64_t word, void *arg), void *arg);
+int ftu_queue_pop_if(ftu_queue *q, uint64_t expected);
 /* Takes one word whatever the state, without waiting: FTU_OK or FTU_TIMEOUT (empty). */
 int ftu_queue_drain(ftu_queue *q, uint64_t *word);
 int64_t ftu_queue_size(ftu_queue *q);

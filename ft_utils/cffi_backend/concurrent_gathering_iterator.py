@@ -3,15 +3,23 @@ the values wait in a dict under a ticket that goes through the core (see _blocki
 
 import inspect
 import operator
+from functools import partial
+from itertools import compress
 
 from ft_utils.cffi_backend import _fork
 from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
-from ft_utils.cffi_backend._blocking import FOREVER, MISSING, MISSING_ARGS, TICKETS, check_scaling, wait
+from ft_utils.cffi_backend._blocking import FOREVER, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
 _FAILED = "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_take = lib.ftu_cffi_gather_take
+# Bound once (a first access to an attribute of lib can fail for want of memory).
+_peek = lib.ftu_cffi_gather_peek
+_advance = lib.ftu_cffi_gather_advance
+_wait = lib.ftu_gather_wait
+_insert = lib.ftu_cffi_gather_insert
+_inserted = lib.ftu_cffi_gather_inserted
+_fail = lib.ftu_gather_fail
 
 
 def _arguments(scaling=None):
@@ -66,7 +74,7 @@ class ConcurrentGatheringIterator:
                 raise ValueError(f"insert() key must be between 0 and 2**63 - 1, not {key!r}")
             ticket = next(TICKETS)
             self._ftu_objects[ticket] = value
-            status = lib.ftu_cffi_gather_insert(gather, key, ticket)
+            status = _insert(gather, key, ticket)
             if status != lib.FTU_OK:
                 del self._ftu_objects[ticket]
                 if status == lib.FTU_DUPLICATE:
@@ -75,11 +83,11 @@ class ConcurrentGatheringIterator:
         except BaseException:
             # Interrupted after the value went in (a signal handler raised): it is there,
             # nothing failed. Otherwise forget the value and fail the gatherer.
-            if ticket is not None and lib.ftu_cffi_gather_inserted(gather, ticket):
+            if ticket is not None and _inserted(gather, ticket):
                 raise
             if ticket is not None:
                 self._ftu_objects.pop(ticket, None)
-            lib.ftu_gather_fail(gather)
+            _fail(gather)
             raise
 
     def iterator(self, /, max_key, clear=True):
@@ -112,34 +120,44 @@ class ConcurrentGatheringIteratorPass:
     one of them, in key order, and all of them stop after max_key. The next key lives in
     a cell of the core; a thread that takes it moves the cell on and wakes the others."""
 
-    __slots__ = ("_owner", "_ftu_gather", "_next_key", "_args", "_get", "_local", "__weakref__")
+    __slots__ = ("_owner", "_ftu_gather", "_next_key", "_max_key", "_clear", "_local", "__weakref__")
 
     def __init__(self, owner, max_key, clear, local):
         self._owner = owner
         self._ftu_gather = owner._ftu_gather
         self._next_key = ffi.new("int64_t *", 0)
-        self._args = ((owner._ftu_gather,), (self._next_key,), (max_key,), (1 if clear else 0,))
-        # a clearing pass takes the value out of the dict, the other one reads it
-        self._get = owner._ftu_objects.pop if clear else owner._ftu_objects.get
+        self._max_key = max_key
+        self._clear = 1 if clear else 0
         self._local = local
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        owner, gather, args, get = self._owner, self._ftu_gather, self._args, self._get
+        # No closures here: on CPython 3.11 a call that cannot make its closure cells
+        # keeps its arguments (a leak).
+        owner, gather, cell, max_key = self._owner, self._ftu_gather, self._next_key, self._max_key
+        clear, local, objects = self._clear, self._local, owner._ftu_objects
         while True:
             with owner._ftu_lock:
-                # ticket from the core to the dict in one C-level step (see _blocking.py)
-                value = next(map(get, map(_take, *args), MISSING_ARGS))
-            if value is not MISSING:
-                return LocalWrapper(value) if self._local else value
-            if self._next_key[0] > args[2][0]:
+                # Everything that can fail (the ticket's int, the LocalWrapper) before the
+                # key is taken: a failure leaves the value there and the pass where it was.
+                ticket = _peek(gather, cell, max_key)
+                if ticket > 0:
+                    value = objects[ticket]
+                    result = LocalWrapper(value) if local else value
+                    if clear:
+                        # take the key and the object out of the dict in one C-level step
+                        # that allocates nothing (see cffi_build.py)
+                        next(map(objects.pop, compress((ticket,), map(_advance, (gather,), (cell,), (1,)))))
+                    else:
+                        _advance(gather, cell, 0)
+                    return result
+            if ticket == -1:
                 raise StopIteration
-            if lib.ftu_gather_failed(gather):
+            if ticket == -2:
                 raise RuntimeError(_FAILED)
-            max_key = args[2][0]
-            if wait(lambda until: lib.ftu_gather_wait(gather, self._next_key, max_key, until), FOREVER) == lib.FTU_FAILED:
+            if wait(partial(_wait, gather, cell, max_key), FOREVER) == lib.FTU_FAILED:
                 raise RuntimeError(_FAILED)
 
     def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the gatherer

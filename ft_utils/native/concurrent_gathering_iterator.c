@@ -233,22 +233,98 @@ static int pass_wait(void *arg, int64_t deadline_ns) {
     return ftu_gather_wait(call->pass->gather, &call->pass->next_key, call->pass->max_key, deadline_ns);
 }
 
-static PyObject *GatheringPass_next(PyObject *op) {
-    GatheringPassObject *pass = (GatheringPassObject *)op;
-    if (pass->owner == NULL) return NULL; /* cleared by the collector */
-    struct pass_call call = {pass, NULL};
-    int status = ftu_call_taking(pass_take, pass_wait, &call, FTU_WAIT_FOREVER);
-    if (status == FTU_OK) {
-        if (!pass->local) return call.value;
-        PyObject *wrapper = ftu_local_wrap(call.value);
-        Py_DECREF(call.value);
-        return wrapper;
-    }
+static PyObject *pass_failed(int status) {
     if (status == FTU_FAILED) {
         PyErr_SetString(PyExc_RuntimeError,
                         "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive");
     }
     return NULL; /* PASS_OVER: StopIteration; -1: a signal handler's exception */
+}
+
+/* For iterator_local: reads the pass's next key without taking it or moving the pass on,
+ * holding a reference to the value (under the gatherer's lock, so that a clearing take
+ * cannot release it meanwhile); call->key says which key. */
+struct peek_call {
+    GatheringPassObject *pass;
+    PyObject *value;
+    int64_t key;
+};
+
+static int pass_peek(void *arg) {
+    struct peek_call *call = arg;
+    GatheringPassObject *pass = call->pass;
+    GathererObject *owner = (GathererObject *)pass->owner;
+    uint64_t word;
+    FTU_PYLOCK_ACQUIRE(owner->lock);
+    int64_t key = ftu_i64_load(&pass->next_key);
+    int status = PASS_OVER;
+    if (key <= pass->max_key) {
+        status = ftu_gather_take(pass->gather, key, 0, &word, FTU_NO_WAIT);
+        if (status == FTU_OK) {
+            call->value = Py_NewRef((PyObject *)(uintptr_t)word);
+            call->key = key;
+        }
+    }
+    FTU_PYLOCK_RELEASE(owner->lock);
+    return status;
+}
+
+static int peek_wait(void *arg, int64_t deadline_ns) {
+    struct peek_call *call = arg;
+    return ftu_gather_wait(call->pass->gather, &call->pass->next_key, call->pass->max_key, deadline_ns);
+}
+
+/* Takes the key peeked (its value is the one peeked) and moves the pass on, if no other
+ * thread did first; returns whether it did. */
+static int pass_commit(struct peek_call *call) {
+    GatheringPassObject *pass = call->pass;
+    GathererObject *owner = (GathererObject *)pass->owner;
+    uint64_t word;
+    int taken = 0;
+    FTU_PYLOCK_ACQUIRE(owner->lock);
+    if (ftu_i64_load(&pass->next_key) == call->key &&
+        ftu_gather_take(pass->gather, call->key, 0, &word, FTU_NO_WAIT) == FTU_OK &&
+        (PyObject *)(uintptr_t)word == call->value) {
+        if (pass->clear) ftu_gather_take(pass->gather, call->key, 1, &word, FTU_NO_WAIT); /* present: FTU_OK */
+        ftu_i64_store(&pass->next_key, call->key + 1);
+        taken = 1;
+    }
+    FTU_PYLOCK_RELEASE(owner->lock);
+    if (taken) ftu_gather_notify(pass->gather); /* threads sharing the pass move on */
+    return taken;
+}
+
+/* next() of an iterator_local pass. The wrapper is made before the value is taken (made
+ * after, a failure would lose a value already out of the gatherer, or skip its key): peek,
+ * wrap, then take the key if the pass is still at it; else drop the wrapper and look again. */
+static PyObject *local_next(GatheringPassObject *pass) {
+    for (;;) {
+        struct peek_call call = {pass, NULL, 0};
+        int status = ftu_call_taking(pass_peek, peek_wait, &call, FTU_WAIT_FOREVER);
+        if (status != FTU_OK) return pass_failed(status);
+        PyObject *wrapper = ftu_local_wrap(call.value);
+        if (wrapper == NULL) {
+            Py_DECREF(call.value);
+            return NULL; /* nothing taken, the pass did not move */
+        }
+        if (pass_commit(&call)) {
+            if (pass->clear) Py_DECREF(call.value); /* the gatherer's reference */
+            Py_DECREF(call.value);                  /* the one peek took: the wrapper holds its own */
+            return wrapper;
+        }
+        Py_DECREF(wrapper);
+        Py_DECREF(call.value);
+    }
+}
+
+static PyObject *GatheringPass_next(PyObject *op) {
+    GatheringPassObject *pass = (GatheringPassObject *)op;
+    if (pass->owner == NULL) return NULL; /* cleared by the collector */
+    if (pass->local) return local_next(pass);
+    struct pass_call call = {pass, NULL};
+    int status = ftu_call_taking(pass_take, pass_wait, &call, FTU_WAIT_FOREVER);
+    if (status == FTU_OK) return call.value;
+    return pass_failed(status);
 }
 
 static int GatheringPass_traverse(PyObject *op, visitproc visit, void *arg) {

@@ -51,6 +51,51 @@ static void test_fifo_and_size(int flags) {
     ftu_queue_free(q);
 }
 
+static void count_hold(uint64_t word, void *arg) {
+    uint64_t *held = arg;
+    held[0]++;
+    held[1] = word;
+}
+
+/* peek reads the head without taking it (calling hold with it); pop_if takes the head
+ * only if it is the word given, with what a pop does (free places, state). */
+static void test_peek_and_pop_if(void) {
+    ftu_queue *q = ftu_queue_new(2, FTU_QUEUE_TASKS);
+    uint64_t w = 99, held[2] = {0, 0};
+    CHECK(ftu_queue_peek(q, &w, count_hold, held) == FTU_TIMEOUT && held[0] == 0, "peek on empty");
+    CHECK(ftu_queue_pop_if(q, 0) == FTU_TIMEOUT, "pop_if on empty");
+    CHECK(ftu_queue_push(q, 1, FTU_NO_WAIT) == FTU_OK && ftu_queue_push(q, 2, FTU_NO_WAIT) == FTU_OK, "push");
+    CHECK(ftu_queue_peek(q, &w, count_hold, held) == FTU_OK && w == 1, "peek gives the head");
+    CHECK(held[0] == 1 && held[1] == 1, "hold called once, with the head");
+    CHECK(ftu_queue_size(q) == 2, "peek took nothing");
+    CHECK(ftu_queue_pop_if(q, 2) == FTU_TIMEOUT && ftu_queue_size(q) == 2, "pop_if of another word takes nothing");
+    CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_TIMEOUT, "full");
+    CHECK(ftu_queue_pop_if(q, 1) == FTU_OK && ftu_queue_size(q) == 1, "pop_if of the head takes it");
+    CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_OK, "its place is free again");
+    CHECK(ftu_queue_unfinished(q) == 3, "tasks counted as for pop");
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_OK && w == 2, "shut down: what is left can still be peeked");
+    CHECK(ftu_queue_pop_if(q, 2) == FTU_OK, "and taken");
+    CHECK(ftu_queue_pop_if(q, 2) == FTU_TIMEOUT, "not twice");
+    ftu_queue_shutdown(q, 1);
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_SHUTDOWN, "shut down immediately: peek fails");
+    CHECK(ftu_queue_pop_if(q, 3) == FTU_SHUTDOWN, "and pop_if");
+    CHECK(ftu_queue_drain(q, &w) == FTU_OK && w == 3, "the leftover is drained");
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_SHUTDOWN, "shut down and empty");
+    ftu_queue_free(q);
+    /* across segments */
+    q = ftu_queue_new(0, 0);
+    for (uint64_t i = 0; i < 3000; i++) ftu_queue_push(q, i, FTU_NO_WAIT);
+    int in_order = 1;
+    for (uint64_t i = 0; i < 3000; i++)
+        if (ftu_queue_peek(q, &w, NULL, NULL) != FTU_OK || w != i || ftu_queue_pop_if(q, i) != FTU_OK) in_order = 0;
+    CHECK(in_order && ftu_queue_size(q) == 0, "peek and pop_if in FIFO order across segments");
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_SHUTDOWN && ftu_queue_pop_if(q, 0) == FTU_SHUTDOWN,
+          "shut down and empty");
+    ftu_queue_free(q);
+}
+
 static void test_capacity(void) {
     ftu_queue *q = ftu_queue_new(3, 0);
     uint64_t w;
@@ -213,6 +258,29 @@ static int pop_split(ftu_queue *q, uint64_t *word, int64_t deadline) {
     }
 }
 
+/* A pop the way pop_local does it: peek (nothing taken), prepare, then take the head
+ * only if it is still the word peeked; another consumer may have been first: look again. */
+static int peek_and_take(ftu_queue *q, uint64_t *word) {
+    for (;;) {
+        int result = ftu_queue_peek(q, word, NULL, NULL);
+        if (result != FTU_OK) return result;
+        result = ftu_queue_pop_if(q, *word);
+        if (result != FTU_TIMEOUT) return result;
+    }
+}
+
+static int pop_peeked(ftu_queue *q, uint64_t *word, int64_t deadline) {
+    for (;;) {
+        int result = peek_and_take(q, word);
+        if (result != FTU_TIMEOUT || deadline == FTU_NO_WAIT) return result;
+        int waited = ftu_queue_wait_pop(q, deadline);
+        if (waited != FTU_OK) {
+            result = peek_and_take(q, word); /* a word may have come as it ended */
+            return result == FTU_TIMEOUT ? waited : result;
+        }
+    }
+}
+
 static void *consumer(void *arg) {
     struct worker *w = arg;
     struct mpmc *t = w->t;
@@ -224,7 +292,9 @@ static void *consumer(void *arg) {
     for (;;) {
         uint64_t word;
         int64_t deadline = t->timeout_ms ? ftu_monotonic_ns() + t->timeout_ms * MS : FTU_WAIT_FOREVER;
-        int result = t->split ? pop_split(t->q, &word, deadline) : ftu_queue_pop(t->q, &word, deadline);
+        int result = t->split == 2   ? pop_peeked(t->q, &word, deadline)
+                     : t->split ? pop_split(t->q, &word, deadline)
+                                : ftu_queue_pop(t->q, &word, deadline);
         if (result == FTU_SHUTDOWN) break;
         if (result == FTU_TIMEOUT) {
             timeouts++;
@@ -818,6 +888,7 @@ int main(void) {
     test_fifo_and_size(FTU_QUEUE_SPIN);
     test_fifo_and_size(FTU_QUEUE_PREFETCH); /* words that are not addresses: only a hint */
     test_capacity();
+    test_peek_and_pop_if();
     test_set_capacity_needs_counting();
     test_wait_pop(0);
     test_wait_pop(FTU_QUEUE_SPIN);
@@ -834,7 +905,7 @@ int main(void) {
     test_retired_segments_bounded(FTU_QUEUE_SPIN);
     int modes[] = {0, FTU_QUEUE_SPIN, FTU_QUEUE_PREFETCH | FTU_QUEUE_SPIN};
     for (int m = 0; m < 3; m++) {
-        for (int split = 0; split <= 1; split++) {
+        for (int split = 0; split <= 2; split++) {
             test_mpmc(0, modes[m], 0, split);
             test_mpmc(8, modes[m], 0, split);
             test_mpmc(0, modes[m] | FTU_QUEUE_TASKS, 1, split); /* consumers time out all the time */
