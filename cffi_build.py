@@ -41,7 +41,7 @@ int64_t ftu_cffi_queue_drain(ftu_queue *q);
 int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns);
 int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket);
 int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
-int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear);
+int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
 int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
 """
@@ -61,7 +61,8 @@ int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired) {
  * (making the ticket's int, a LocalWrapper) happens between the two, with nothing taken;
  * take_if is used as map(objects.pop, compress((ticket,), map(take_if, ...))): the
  * ticket leaves the core and its object the dict inside one C-level call, with no
- * allocation after the take (its result is a cached small int). */
+ * allocation after the take (its result is a cached small int; the ticket's int was made
+ * before). */
 int64_t ftu_cffi_queue_peek(ftu_queue *q) {
     uint64_t ticket;
     return ftu_queue_peek(q, &ticket, NULL, NULL) == FTU_OK ? (int64_t)ticket : 0;
@@ -98,9 +99,10 @@ int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return accepted_by ==
  * the gatherer's lock (so a non-clearing read cannot race a clearing take). peek: the
  * ticket under the key in the cell (> 0), taking nothing and leaving the cell; 0: not
  * there yet; -1: the pass is over; -2: the gatherer failed. Then, once what may fail is
- * done (making the ticket's int, a LocalWrapper), advance takes that key (removing it if
- * clear), moves the cell on and wakes the pass's waiters: 1 (0 if the key went meanwhile,
- * which the lock rules out). */
+ * done (making the ticket's int, a LocalWrapper), advance takes that key if its ticket is
+ * still `ticket` (removing it if clear), moves the cell on and wakes the pass's waiters: 1
+ * (0 if the key went meanwhile, which the lock rules out). Used as ftu_cffi_queue_take_if
+ * is. */
 int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key) {
     int64_t key = ftu_i64_load(key_cell);
     if (key > max_key) return -1;
@@ -110,10 +112,11 @@ int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max
     return status == FTU_OK ? (int64_t)ticket : 0;
 }
 
-int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear) {
+int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket) {
     int64_t key = ftu_i64_load(key_cell);
-    uint64_t ticket;
-    if (clear && ftu_gather_take(g, key, 1, &ticket, FTU_NO_WAIT) != FTU_OK) return 0;
+    uint64_t found;
+    if (ftu_gather_take(g, key, 0, &found, FTU_NO_WAIT) != FTU_OK || found != ticket) return 0;
+    if (clear) ftu_gather_take(g, key, 1, &found, FTU_NO_WAIT); /* present: FTU_OK */
     ftu_i64_store(key_cell, key + 1);
     ftu_gather_notify(g);
     return 1;

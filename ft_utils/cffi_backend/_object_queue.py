@@ -78,7 +78,7 @@ class ObjectQueue:
 
         No closures in the methods on this path: on CPython 3.11 a call that cannot make
         its closure cells keeps its arguments (a leak)."""
-        queue, objects = self.queue, self.objects
+        queue, objects, queue_args = self.queue, self.objects, self._queue_args
         while True:
             ticket = _peek(queue)
             if not ticket:
@@ -87,7 +87,11 @@ class ObjectQueue:
             if value is MISSING:
                 continue  # taken by another consumer meanwhile
             result = value if prepare is None else prepare(value)
-            if next(map(objects.pop, compress((ticket,), map(_take_if, (queue,), (ticket,)))), MISSING) is not MISSING:
+            # compress, not filter with a functools.partial: PyPy's partial is Python code,
+            # where a signal handler can run between the take and the dict's pop
+            ticket_args = (ticket,)
+            if next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING) \
+                    is not MISSING:
                 return result
 
     def pop(self, deadline_ns, prepare=None):

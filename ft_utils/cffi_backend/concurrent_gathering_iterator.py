@@ -120,7 +120,7 @@ class ConcurrentGatheringIteratorPass:
     one of them, in key order, and all of them stop after max_key. The next key lives in
     a cell of the core; a thread that takes it moves the cell on and wakes the others."""
 
-    __slots__ = ("_owner", "_ftu_gather", "_next_key", "_max_key", "_clear", "_local", "__weakref__")
+    __slots__ = ("_owner", "_ftu_gather", "_next_key", "_max_key", "_clear", "_local", "_advance_args", "__weakref__")
 
     def __init__(self, owner, max_key, clear, local):
         self._owner = owner
@@ -129,6 +129,7 @@ class ConcurrentGatheringIteratorPass:
         self._max_key = max_key
         self._clear = 1 if clear else 0
         self._local = local
+        self._advance_args = ((self._ftu_gather,), (self._next_key,), (self._clear,))
 
     def __iter__(self):
         return self
@@ -137,7 +138,7 @@ class ConcurrentGatheringIteratorPass:
         # No closures here: on CPython 3.11 a call that cannot make its closure cells
         # keeps its arguments (a leak).
         owner, gather, cell, max_key = self._owner, self._ftu_gather, self._next_key, self._max_key
-        clear, local, objects = self._clear, self._local, owner._ftu_objects
+        clear, local, advance_args, objects = self._clear, self._local, self._advance_args, owner._ftu_objects
         while True:
             with owner._ftu_lock:
                 # Everything that can fail (the ticket's int, the LocalWrapper) before the
@@ -149,9 +150,10 @@ class ConcurrentGatheringIteratorPass:
                     if clear:
                         # take the key and the object out of the dict in one C-level step
                         # that allocates nothing (see cffi_build.py)
-                        next(map(objects.pop, compress((ticket,), map(_advance, (gather,), (cell,), (1,)))))
+                        ticket_args = (ticket,)
+                        next(map(objects.pop, compress(ticket_args, map(_advance, *advance_args, ticket_args))))
                     else:
-                        _advance(gather, cell, 0)
+                        _advance(gather, cell, 0, ticket)
                     return result
             if ticket == -1:
                 raise StopIteration
