@@ -357,12 +357,13 @@ def cq_push(q, token, rng):
     q.push(token)
 
 
-def cq_take(q, rng):
-    """One pop, or raises Empty/ShutDown. Never Empty when waiting without a timeout."""
+def cq_take(q, rng, local=True):
+    """One pop, or raises Empty/ShutDown. Never Empty when waiting without a timeout.
+    local=False leaves pop_local out (see cq_lifecycle)."""
     timeout = rng.choice((None, 0, 0.0001, 0.002, 0.02))
     how = rng.random()
     try:
-        if how < 0.3:
+        if how < 0.3 and local:
             return unwrap(q.pop_local(timeout=timeout))
         if how < 0.4 and timeout is None:
             return q.pop()
@@ -460,8 +461,11 @@ def cq_lifecycle(soak, rng, number):
     refs = [[] for _ in range(n_prod)]
     got = [[] for _ in range(n_cons)]
     try:
-        consumers = [soak.thread(f"cq{number}-consumer{i}", consume, soak, partial(cq_take, q), got[i],
-                                 soak.rng(f"cq{number}c{i}"), ops, "ConcurrentQueue", None,
+        # With Releases, no pop_local: one that had wrapped a token the shutdown then took
+        # holds it until it gives up, so the token dies in the consumer's thread, where
+        # Releases cannot tell it from a token lost.
+        consumers = [soak.thread(f"cq{number}-consumer{i}", consume, soak, partial(cq_take, q, local=releases is None),
+                                 got[i], soak.rng(f"cq{number}c{i}"), ops, "ConcurrentQueue", None,
                                  # (a lost item is visible where the rest is drained, or its release seen)
                                  soak.args.inject if i == 0 and (not immediate or releases) else None, limit)
                      for i in range(n_cons)]

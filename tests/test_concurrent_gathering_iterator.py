@@ -110,6 +110,65 @@ def test_failure_wakes_a_waiting_iterator(backend):
     thread.join()
 
 
+@pytest.mark.stress
+@pytest.mark.parametrize("local", [False, True], ids=["iterator", "iterator_local"])
+def test_a_failure_racing_readers_never_ends_their_pass_quietly(backend, local):
+    """A gatherer fails while threads are taking values: every reader ends in
+    RuntimeError, none with a quiet end (max_key is never reached), and no value is
+    given twice. (The cffi backend's take used to end the pass when the failure came
+    between its look at the next key and its take of it.)"""
+    for _ in range(150):
+        g = backend.ConcurrentGatheringIterator()
+        for k in range(60):
+            g.insert(k, k)
+        shared = g.iterator_local(100) if local else g.iterator(100)
+        ends, got = [], []
+
+        def work(index):
+            values = shared if index < 2 else (g.iterator_local(100) if local else g.iterator(100, clear=False))
+            if index == 3:
+                time.sleep(0.0005)
+                with pytest.raises(TypeError):
+                    g.insert("not an int", None)
+                return
+            try:
+                for value in values:
+                    got.append((index < 2, value.wrapped if local else value))
+            except RuntimeError:
+                ends.append("failed")
+            else:
+                ends.append("quiet end")
+
+        run_threads(4, work, timeout=30)
+        assert ends == ["failed"] * 3
+        from_shared = [v for is_shared, v in got if is_shared]
+        assert len(from_shared) == len(set(from_shared))
+
+
+@pytest.mark.parametrize("clear", [True, False])
+def test_cffi_a_failure_between_the_look_and_the_take_raises(backend, clear, monkeypatch):
+    """The cffi pass looks at the next key's ticket, then takes it (see its __next__):
+    a failure that lands between the two (made to, here) raises RuntimeError and leaves
+    the value where it was; it used to end the pass as if max_key had been reached."""
+    if "cffi" not in backend.__name__:
+        pytest.skip("white-box test of the cffi backend's take")
+    import ft_utils.cffi_backend.concurrent_gathering_iterator as module
+
+    g = backend.ConcurrentGatheringIterator()
+    g.insert(0, "zero")
+    real_advance = module._advance
+
+    def failing_first(gather, *args):
+        module._fail(gather)
+        return real_advance(gather, *args)
+
+    monkeypatch.setattr(module, "_advance", failing_first)
+    values = g.iterator(5, clear=clear)
+    with pytest.raises(RuntimeError, match="insert"):
+        next(values)
+    assert list(g._ftu_objects.values()) == ["zero"]
+
+
 def test_scaling_argument(backend):
     backend.ConcurrentGatheringIterator(scaling=8)
     with pytest.raises(ValueError):

@@ -83,13 +83,20 @@ class ObjectQueue:
             ticket = _peek(queue)
             if not ticket:
                 return MISSING
+            ticket_args = (ticket,)
+            if prepare is None:
+                # nothing to prepare: the object comes straight out of the dict (holding
+                # it meanwhile would keep alive one an immediate shutdown releases)
+                value = next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING)
+                if value is not MISSING:
+                    return value
+                continue  # taken by another consumer meanwhile
             value = objects.get(ticket, MISSING)
             if value is MISSING:
                 continue  # taken by another consumer meanwhile
-            result = value if prepare is None else prepare(value)
+            result = prepare(value)
             # compress, not filter with a functools.partial: PyPy's partial is Python code,
             # where a signal handler can run between the take and the dict's pop
-            ticket_args = (ticket,)
             if next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING) \
                     is not MISSING:
                 return result

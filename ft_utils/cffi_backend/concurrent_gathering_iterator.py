@@ -8,7 +8,7 @@ from itertools import compress
 
 from ft_utils.cffi_backend import _fork
 from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
-from ft_utils.cffi_backend._blocking import FOREVER, TICKETS, check_scaling, wait
+from ft_utils.cffi_backend._blocking import FOREVER, MISSING, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
 _FAILED = "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive"
@@ -147,14 +147,18 @@ class ConcurrentGatheringIteratorPass:
                 if ticket > 0:
                     value = objects[ticket]
                     result = LocalWrapper(value) if local else value
+                    # The advance fails (0) only if the gatherer failed since the peek (an
+                    # insert elsewhere, not under this lock): then look again, which raises.
                     if clear:
                         # take the key and the object out of the dict in one C-level step
                         # that allocates nothing (see cffi_build.py)
                         ticket_args = (ticket,)
-                        next(map(objects.pop, compress(ticket_args, map(_advance, *advance_args, ticket_args))))
-                    else:
-                        _advance(gather, cell, 0, ticket)
-                    return result
+                        if next(map(objects.pop, compress(ticket_args, map(_advance, *advance_args, ticket_args))),
+                                MISSING) is not MISSING:
+                            return result
+                    elif _advance(gather, cell, 0, ticket):
+                        return result
+                    continue
             if ticket == -1:
                 raise StopIteration
             if ticket == -2:
