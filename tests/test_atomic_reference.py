@@ -255,8 +255,10 @@ def test_a_finalizer_still_running_holds_no_lock(backend):
             entered.set()
             leave.wait(30)
 
-    r.set(Slow())
-    replacer = threading.Thread(target=lambda: (r.set("replaced"), gc.collect()), daemon=True)
+    # The replacer makes the object too: on free-threaded CPython an object dropped by
+    # a thread other than the one that made it may be finalized later in its maker's
+    # thread (here the main thread, which would then wait in __del__ itself).
+    replacer = threading.Thread(target=lambda: (r.set(Slow()), r.set("replaced"), gc.collect()), daemon=True)
     replacer.start()
     try:
         assert entered.wait(30), "the finalizer did not run"

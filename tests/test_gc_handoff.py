@@ -26,9 +26,10 @@ from ft_utils._exceptions import Empty
 from threading_helpers import tracked_class
 
 # Enough rounds to fail almost surely when the race exists (it hit 195 rounds of 200),
-# few enough to stay in seconds; FT_UTILS_GC_ROUNDS=1000 for a longer proof.
+# few enough to stay in seconds (each takes a collection through the ballast: 0.17 s on
+# free-threaded CPython); FT_UTILS_GC_ROUNDS=1000 for a longer proof.
 # (PyPy's collector is not the one this is about, and each collection there is slow.)
-ROUNDS = int(os.environ.get("FT_UTILS_GC_ROUNDS", "15" if sys.implementation.name == "pypy" else "100"))
+ROUNDS = int(os.environ.get("FT_UTILS_GC_ROUNDS", "15" if sys.implementation.name == "pypy" else "40"))
 BALLAST = int(os.environ.get("FT_UTILS_GC_BALLAST", "50000"))  # tracked objects: a collection then takes milliseconds
 
 
