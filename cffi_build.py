@@ -95,14 +95,15 @@ int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns) {
 
 int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return accepted_by == q && accepted_ticket == ticket; }
 
-/* A step of a pass over keys 0..max_key that threads may share, in two parts, both under
- * the gatherer's lock (so a non-clearing read cannot race a clearing take). peek: the
- * ticket under the key in the cell (> 0), taking nothing and leaving the cell; 0: not
- * there yet; -1: the pass is over; -2: the gatherer failed. Then, once what may fail is
- * done (making the ticket's int, a LocalWrapper), advance takes that key if its ticket is
- * still `ticket` (removing it if clear), moves the cell on and wakes the pass's waiters: 1
- * (0 if the key went meanwhile, which the lock rules out). Used as ftu_cffi_queue_take_if
- * is. */
+/* A step of a pass over keys 0..max_key that threads may share, in two parts, with no
+ * lock of the binding's (a Python-level lock can be left held by a signal handler that
+ * raises at the wrong moment). peek: the ticket under the key in the cell (> 0), taking
+ * nothing and leaving the cell; 0: not there yet; -1: the pass is over; -2: the gatherer
+ * failed. Then, once what may fail is done (making the ticket's int, a LocalWrapper),
+ * advance takes that key if the cell still holds it and its ticket is still `ticket`
+ * (removing it if clear), moves the cell on and wakes the pass's waiters, in one step of
+ * the core (ftu_gather_advance): 1; else 0 (another thread took it, or the gatherer
+ * failed: look again). Used as ftu_cffi_queue_take_if is. */
 int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key) {
     int64_t key = ftu_i64_load(key_cell);
     if (key > max_key) return -1;
@@ -113,13 +114,8 @@ int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max
 }
 
 int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket) {
-    int64_t key = ftu_i64_load(key_cell);
-    uint64_t found;
-    if (ftu_gather_take(g, key, 0, &found, FTU_NO_WAIT) != FTU_OK || found != ticket) return 0;
-    if (clear) ftu_gather_take(g, key, 1, &found, FTU_NO_WAIT); /* present: FTU_OK */
-    ftu_i64_store(key_cell, key + 1);
-    ftu_gather_notify(g);
-    return 1;
+    /* tickets are unique: the key that holds `ticket` is the one peeked */
+    return ftu_gather_advance(g, key_cell, ftu_i64_load(key_cell), ticket, clear) == FTU_OK;
 }
 
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket) {

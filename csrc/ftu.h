@@ -216,6 +216,13 @@ int ftu_gather_take(ftu_gather *g, int64_t key, int clear, uint64_t *word, int64
  * over keys 0..max_key agree on the next key: whoever changes it (through the ftu_i64_*
  * functions) calls ftu_gather_notify. */
 int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t max_key, int64_t deadline_ns);
+/* Moves a pass on by one key, in one step under the gatherer's lock, for threads that
+ * look at a key (ftu_gather_take with clear 0), prepare its word's use, then take it: if
+ * *key_cell still holds key, key holds word and g has not failed, takes the key (removes
+ * it if clear), stores key + 1 in the cell and wakes the waiters: FTU_OK. Otherwise
+ * changes nothing: FTU_TIMEOUT (the cell moved, or the key is gone or holds another
+ * word) or FTU_FAILED. Every thread that moves the cell must do it through this. */
+int ftu_gather_advance(ftu_gather *g, int64_t *key_cell, int64_t key, uint64_t word, int clear);
 /* Wakes every thread waiting in ftu_gather_wait on g to re-read its cell. */
 void ftu_gather_notify(ftu_gather *g);
 /* Marks the gatherer failed: every waiting and later take returns FTU_FAILED. */

@@ -6,7 +6,6 @@ import operator
 from functools import partial
 from itertools import compress
 
-from ft_utils.cffi_backend import _fork
 from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
 from ft_utils.cffi_backend._blocking import FOREVER, MISSING, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
@@ -32,7 +31,7 @@ _arguments.__name__ = _arguments.__qualname__ = "ConcurrentGatheringIterator"  #
 @document
 class ConcurrentGatheringIterator:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
-    __slots__ = ("_ftu_gather", "_ftu_objects", "_ftu_lock", "__weakref__")
+    __slots__ = ("_ftu_gather", "_ftu_objects", "__weakref__")
 
     # The arguments go to __new__ and __init__ alike (see new_takes_arguments); scaling
     # is only checked.
@@ -45,7 +44,6 @@ class ConcurrentGatheringIterator:
             raise MemoryError("cannot allocate a gatherer")
         self._ftu_gather = owned(gather, lib.ftu_gather_free)
         self._ftu_objects = {}
-        self._ftu_lock = _fork.lock()  # held by every take, so a non-clearing read is safe
         return self
 
     def __init__(self, *args, **kwargs):
@@ -140,15 +138,16 @@ class ConcurrentGatheringIteratorPass:
         owner, gather, cell, max_key = self._owner, self._ftu_gather, self._next_key, self._max_key
         clear, local, advance_args, objects = self._clear, self._local, self._advance_args, owner._ftu_objects
         while True:
-            with owner._ftu_lock:
-                # Everything that can fail (the ticket's int, the LocalWrapper) before the
-                # key is taken: a failure leaves the value there and the pass where it was.
-                ticket = _peek(gather, cell, max_key)
-                if ticket > 0:
-                    value = objects[ticket]
+            # Everything that can fail (the ticket's int, the LocalWrapper) before the key
+            # is taken: a failure leaves the value there and the pass where it was.
+            ticket = _peek(gather, cell, max_key)
+            if ticket > 0:
+                # (gone if a clearing pass took the key meanwhile: look again)
+                value = objects.get(ticket, MISSING)
+                if value is not MISSING:
                     result = LocalWrapper(value) if local else value
-                    # The advance fails (0) only if the gatherer failed since the peek (an
-                    # insert elsewhere, not under this lock): then look again, which raises.
+                    # The advance fails (0) if another thread took the key since the peek,
+                    # or the gatherer failed: then look again.
                     if clear:
                         # take the key and the object out of the dict in one C-level step
                         # that allocates nothing (see cffi_build.py)
@@ -158,7 +157,7 @@ class ConcurrentGatheringIteratorPass:
                             return result
                     elif _advance(gather, cell, 0, ticket):
                         return result
-                    continue
+                continue
             if ticket == -1:
                 raise StopIteration
             if ticket == -2:

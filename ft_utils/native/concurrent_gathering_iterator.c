@@ -206,26 +206,32 @@ struct pass_call {
     PyObject *value; /* set by a take that succeeds: a new reference */
 };
 
-/* Takes the pass's next key if it is there (attached, under the gatherer's lock). */
-static int pass_take(void *arg) {
-    struct pass_call *call = arg;
-    GatheringPassObject *pass = call->pass;
+/* Reads the pass's next key if it is there (attached, under the gatherer's lock): with
+ * take, takes it (clearing it if the pass clears) and moves the pass on; without, only
+ * looks (a peek), and *key says which key was read. *value gets a new reference. */
+static int pass_read(GatheringPassObject *pass, int take, PyObject **value, int64_t *key) {
     GathererObject *owner = (GathererObject *)pass->owner;
     uint64_t word;
     FTU_PYLOCK_ACQUIRE(owner->lock);
-    int64_t key = ftu_i64_load(&pass->next_key);
+    *key = ftu_i64_load(&pass->next_key);
     int status = PASS_OVER;
-    if (key <= pass->max_key) {
-        status = ftu_gather_take(pass->gather, key, pass->clear, &word, FTU_NO_WAIT);
+    if (*key <= pass->max_key) {
+        status = ftu_gather_take(pass->gather, *key, take && pass->clear, &word, FTU_NO_WAIT);
         if (status == FTU_OK) {
-            call->value = (PyObject *)(uintptr_t)word;
-            if (!pass->clear) Py_INCREF(call->value);
-            ftu_i64_store(&pass->next_key, key + 1);
+            *value = (PyObject *)(uintptr_t)word;
+            if (!(take && pass->clear)) Py_INCREF(*value);
+            if (take) ftu_i64_store(&pass->next_key, *key + 1);
         }
     }
     FTU_PYLOCK_RELEASE(owner->lock);
-    if (status == FTU_OK) ftu_gather_notify(pass->gather); /* threads sharing the pass move on */
+    if (take && status == FTU_OK) ftu_gather_notify(pass->gather); /* threads sharing the pass move on */
     return status;
+}
+
+static int pass_take(void *arg) {
+    struct pass_call *call = arg;
+    int64_t key;
+    return pass_read(call->pass, 1, &call->value, &key);
 }
 
 static int pass_wait(void *arg, int64_t deadline_ns) {
@@ -242,8 +248,8 @@ static PyObject *pass_failed(int status) {
 }
 
 /* For iterator_local: reads the pass's next key without taking it or moving the pass on,
- * holding a reference to the value (under the gatherer's lock, so that a clearing take
- * cannot release it meanwhile); call->key says which key. */
+ * holding a reference to the value (taken under the gatherer's lock, so that a clearing
+ * take cannot release it meanwhile); call->key says which key. */
 struct peek_call {
     GatheringPassObject *pass;
     PyObject *value;
@@ -252,21 +258,7 @@ struct peek_call {
 
 static int pass_peek(void *arg) {
     struct peek_call *call = arg;
-    GatheringPassObject *pass = call->pass;
-    GathererObject *owner = (GathererObject *)pass->owner;
-    uint64_t word;
-    FTU_PYLOCK_ACQUIRE(owner->lock);
-    int64_t key = ftu_i64_load(&pass->next_key);
-    int status = PASS_OVER;
-    if (key <= pass->max_key) {
-        status = ftu_gather_take(pass->gather, key, 0, &word, FTU_NO_WAIT);
-        if (status == FTU_OK) {
-            call->value = Py_NewRef((PyObject *)(uintptr_t)word);
-            call->key = key;
-        }
-    }
-    FTU_PYLOCK_RELEASE(owner->lock);
-    return status;
+    return pass_read(call->pass, 0, &call->value, &call->key);
 }
 
 static int peek_wait(void *arg, int64_t deadline_ns) {
