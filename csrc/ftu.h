@@ -221,7 +221,8 @@ int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t max_key, int
  * *key_cell still holds key, key holds word and g has not failed, takes the key (removes
  * it if clear), stores key + 1 in the cell and wakes the waiters: FTU_OK. Otherwise
  * changes nothing: FTU_TIMEOUT (the cell moved, or the key is gone or holds another
- * word) or FTU_FAILED. Every thread that moves the cell must do it through this. */
+ * word) or FTU_FAILED. A thread that moves the cell otherwise must not run beside this
+ * call on the same cell (the native binding does both under a lock of its own). */
 int ftu_gather_advance(ftu_gather *g, int64_t *key_cell, int64_t key, uint64_t word, int clear);
 /* Wakes every thread waiting in ftu_gather_wait on g to re-read its cell. */
 void ftu_gather_notify(ftu_gather *g);

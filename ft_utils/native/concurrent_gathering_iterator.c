@@ -271,19 +271,14 @@ static int peek_wait(void *arg, int64_t deadline_ns) {
 static int pass_commit(struct peek_call *call) {
     GatheringPassObject *pass = call->pass;
     GathererObject *owner = (GathererObject *)pass->owner;
-    uint64_t word;
-    int taken = 0;
+    /* One step of the core: a failure of the gatherer cannot come between the check and
+     * the take (it did, with two takes: the key stayed in the gatherer while its
+     * reference was let go). The gatherer's lock still excludes a peek's incref. */
     FTU_PYLOCK_ACQUIRE(owner->lock);
-    if (ftu_i64_load(&pass->next_key) == call->key &&
-        ftu_gather_take(pass->gather, call->key, 0, &word, FTU_NO_WAIT) == FTU_OK &&
-        (PyObject *)(uintptr_t)word == call->value) {
-        if (pass->clear) ftu_gather_take(pass->gather, call->key, 1, &word, FTU_NO_WAIT); /* present: FTU_OK */
-        ftu_i64_store(&pass->next_key, call->key + 1);
-        taken = 1;
-    }
+    int status = ftu_gather_advance(pass->gather, &pass->next_key, call->key, (uint64_t)(uintptr_t)call->value,
+                                    pass->clear);
     FTU_PYLOCK_RELEASE(owner->lock);
-    if (taken) ftu_gather_notify(pass->gather); /* threads sharing the pass move on */
-    return taken;
+    return status == FTU_OK; /* (the advance woke the threads sharing the pass) */
 }
 
 /* next() of an iterator_local pass. The wrapper is made before the value is taken (made
