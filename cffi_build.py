@@ -34,11 +34,14 @@ def _relative(path: str) -> str:
 # raises), so "the core took the ticket" and "the object left the ticket dict" must not
 # be two Python steps, and a push must leave a trace of whether the core took its ticket.
 BINDING_CDEF = """
-int64_t ftu_cffi_queue_take(ftu_queue *q);
+int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired);
+int64_t ftu_cffi_queue_peek(ftu_queue *q);
+int ftu_cffi_queue_take_if(ftu_queue *q, uint64_t ticket);
 int64_t ftu_cffi_queue_drain(ftu_queue *q);
 int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns);
 int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket);
-int64_t ftu_cffi_gather_take(ftu_gather *g, int64_t *key_cell, int64_t max_key, int clear);
+int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
+int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
 int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
 """
@@ -46,13 +49,26 @@ int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
 BINDING_SOURCE = r"""
 #include "ftu.h"
 
-/* The ticket of the head of q, taken (> 0), or 0 if nothing was taken: empty, or shut
- * down (the caller reads the state). Used as map(objects.pop, map(take, (q,)), ...):
- * the ticket goes from the core to the dict lookup inside one C-level call. */
-int64_t ftu_cffi_queue_take(ftu_queue *q) {
-    uint64_t ticket;
-    return ftu_queue_pop(q, &ticket, FTU_NO_WAIT) == FTU_OK ? (int64_t)ticket : 0;
+/* compare_exchange that answers whether it swapped (1 or 0: cached small ints), so that
+ * nothing is allocated once the cell has changed. */
+int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired) {
+    return ftu_i64_compare_exchange(cell, expected, desired) == expected;
 }
+
+/* A pop in two steps (see ftu_queue_peek): the ticket of the head of q, not taken (> 0),
+ * or 0 if there is none (empty, or shut down: the caller reads the state); then
+ * take_if takes the head if it is still that ticket (1) or not (0). Whatever may fail
+ * (making the ticket's int, a LocalWrapper) happens between the two, with nothing taken;
+ * take_if is used as map(objects.pop, compress((ticket,), map(take_if, ...))): the
+ * ticket leaves the core and its object the dict inside one C-level call, with no
+ * allocation after the take (its result is a cached small int; the ticket's int was made
+ * before). */
+int64_t ftu_cffi_queue_peek(ftu_queue *q) {
+    uint64_t ticket;
+    return ftu_queue_peek(q, &ticket, NULL, NULL) == FTU_OK ? (int64_t)ticket : 0;
+}
+
+int ftu_cffi_queue_take_if(ftu_queue *q, uint64_t ticket) { return ftu_queue_pop_if(q, ticket) == FTU_OK; }
 
 /* The same with ftu_queue_drain: whatever the state. */
 int64_t ftu_cffi_queue_drain(ftu_queue *q) {
@@ -79,20 +95,27 @@ int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns) {
 
 int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return accepted_by == q && accepted_ticket == ticket; }
 
-/* One step of a pass over keys 0..max_key that threads may share: takes the key in the
- * cell if it is there, moves the cell on and wakes the pass's waiters. Returns the ticket
- * (> 0); 0: not there yet; -1: the pass is over; -2: the gatherer failed. The caller holds
- * the gatherer's lock (so a non-clearing take cannot race a clearing one). */
-int64_t ftu_cffi_gather_take(ftu_gather *g, int64_t *key_cell, int64_t max_key, int clear) {
+/* A step of a pass over keys 0..max_key that threads may share, in two parts, with no
+ * lock of the binding's (a Python-level lock can be left held by a signal handler that
+ * raises at the wrong moment). peek: the ticket under the key in the cell (> 0), taking
+ * nothing and leaving the cell; 0: not there yet; -1: the pass is over; -2: the gatherer
+ * failed. Then, once what may fail is done (making the ticket's int, a LocalWrapper),
+ * advance takes that key if the cell still holds it and its ticket is still `ticket`
+ * (removing it if clear), moves the cell on and wakes the pass's waiters, in one step of
+ * the core (ftu_gather_advance): 1; else 0 (another thread took it, or the gatherer
+ * failed: look again). Used as ftu_cffi_queue_take_if is. */
+int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key) {
     int64_t key = ftu_i64_load(key_cell);
     if (key > max_key) return -1;
     uint64_t ticket;
-    int status = ftu_gather_take(g, key, clear, &ticket, FTU_NO_WAIT);
+    int status = ftu_gather_take(g, key, 0, &ticket, FTU_NO_WAIT);
     if (status == FTU_FAILED) return -2;
-    if (status != FTU_OK) return 0;
-    ftu_i64_store(key_cell, key + 1);
-    ftu_gather_notify(g);
-    return (int64_t)ticket;
+    return status == FTU_OK ? (int64_t)ticket : 0;
+}
+
+int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket) {
+    /* tickets are unique: the key that holds `ticket` is the one peeked */
+    return ftu_gather_advance(g, key_cell, ftu_i64_load(key_cell), ticket, clear) == FTU_OK;
 }
 
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket) {

@@ -162,6 +162,18 @@ int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns);
  * but takes attached, so that a garbage collector never runs while a reference is on its
  * way from the queue (which it traverses) to the caller. */
 int ftu_queue_wait_pop(ftu_queue *q, int64_t deadline_ns);
+/* A pop in two steps, for a caller that must prepare what it will hand on before it
+ * takes the word, and must not take it if that fails (a binding that wraps the object
+ * in a new one: failing after the take would lose the object). ftu_queue_peek reads the
+ * head word without taking it: FTU_OK (*word set), FTU_TIMEOUT (empty) or FTU_SHUTDOWN,
+ * as ftu_queue_pop with FTU_NO_WAIT; hold, if not NULL, is called with the word under
+ * the consumers' lock, so that the caller can keep what it stands for alive while
+ * another consumer may take it (hold must not call the queue). ftu_queue_pop_if then
+ * takes the head word only if it is `expected`: FTU_OK, FTU_TIMEOUT (the head is another
+ * word, or there is none: peek again) or FTU_SHUTDOWN. Taking a word equal to the one
+ * peeked is taking the head, whichever push it came from: FIFO order holds. */
+int ftu_queue_peek(ftu_queue *q, uint64_t *word, void (*hold)(uint64_t word, void *arg), void *arg);
+int ftu_queue_pop_if(ftu_queue *q, uint64_t expected);
 /* Takes one word whatever the state, without waiting: FTU_OK or FTU_TIMEOUT (empty). */
 int ftu_queue_drain(ftu_queue *q, uint64_t *word);
 int64_t ftu_queue_size(ftu_queue *q);
@@ -204,6 +216,14 @@ int ftu_gather_take(ftu_gather *g, int64_t key, int clear, uint64_t *word, int64
  * over keys 0..max_key agree on the next key: whoever changes it (through the ftu_i64_*
  * functions) calls ftu_gather_notify. */
 int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t max_key, int64_t deadline_ns);
+/* Moves a pass on by one key, in one step under the gatherer's lock, for threads that
+ * look at a key (ftu_gather_take with clear 0), prepare its word's use, then take it: if
+ * *key_cell still holds key, key holds word and g has not failed, takes the key (removes
+ * it if clear), stores key + 1 in the cell and wakes the waiters: FTU_OK. Otherwise
+ * changes nothing: FTU_TIMEOUT (the cell moved, or the key is gone or holds another
+ * word) or FTU_FAILED. A thread that moves the cell otherwise must not run beside this
+ * call on the same cell (the native binding does both under a lock of its own). */
+int ftu_gather_advance(ftu_gather *g, int64_t *key_cell, int64_t key, uint64_t word, int clear);
 /* Wakes every thread waiting in ftu_gather_wait on g to re-read its cell. */
 void ftu_gather_notify(ftu_gather *g);
 /* Marks the gatherer failed: every waiting and later take returns FTU_FAILED. */

@@ -156,16 +156,19 @@ int ftu_gather_insert(ftu_gather *g, int64_t key, uint64_t word) {
 }
 
 /* 1 and *word set if key is there (removed if clear), 0 if not. */
+/* Under the lock: removes the key in slot i. */
+static void remove_slot(ftu_gather *g, int64_t i) {
+    g->table[i].key = TOMBSTONE;
+    g->used--;
+    atomic_fetch_sub(&g->size, 1);
+}
+
 static int try_take(ftu_gather *g, int64_t key, int clear, uint64_t *word) {
     ftu_spinlock_lock(&g->lock);
     int64_t i = find(g, key);
     if (i >= 0) {
         *word = g->table[i].word;
-        if (clear) {
-            g->table[i].key = TOMBSTONE;
-            g->used--;
-            atomic_fetch_sub(&g->size, 1);
-        }
+        if (clear) remove_slot(g, i);
     }
     ftu_spinlock_unlock(&g->lock);
     return i >= 0;
@@ -212,6 +215,24 @@ int ftu_gather_wait(ftu_gather *g, const int64_t *key_cell, int64_t max_key, int
     }
 }
 
+int ftu_gather_advance(ftu_gather *g, int64_t *key_cell, int64_t key, uint64_t word, int clear) {
+    if (atomic_load(&g->failed)) return FTU_FAILED;
+    int taken = 0;
+    ftu_spinlock_lock(&g->lock);
+    if (atomic_load(CELL(key_cell)) == key) {
+        int64_t i = find(g, key);
+        if (i >= 0 && g->table[i].word == word) {
+            if (clear) remove_slot(g, i);
+            atomic_store(CELL(key_cell), key + 1);
+            taken = 1;
+        }
+    }
+    ftu_spinlock_unlock(&g->lock);
+    if (!taken) return atomic_load(&g->failed) ? FTU_FAILED : FTU_TIMEOUT;
+    ftu_gather_notify(g); /* threads sharing the pass re-read the cell */
+    return FTU_OK;
+}
+
 void ftu_gather_notify(ftu_gather *g) {
     if (atomic_load(&g->waiting) > 0) {
         atomic_fetch_add(&g->signal, 1);
@@ -254,9 +275,7 @@ int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word) {
         if (g->table[i].key >= 0) {
             *key = g->table[i].key;
             *word = g->table[i].word;
-            g->table[i].key = TOMBSTONE;
-            g->used--;
-            atomic_fetch_sub(&g->size, 1);
+            remove_slot(g, i);
             g->drain_from = i + 1;
             result = FTU_OK;
             break;

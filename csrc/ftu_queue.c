@@ -484,20 +484,29 @@ int ftu_queue_push(ftu_queue *q, uint64_t word, int64_t deadline_ns) {
 
 /* ---- pop ------------------------------------------------------------------------------- */
 
-/* Takes the head word into *word if one is published; returns whether it did. */
-static int take(ftu_queue *q, uint64_t *word) {
+/* Under head_lock: whether the head word is published, with `claimed` and `slot` the
+ * head's count and slot. Published if `pushed` said so, or if the slot is written
+ * (acquire pairs with the producer's release: what the word stands for, and the next
+ * segment's link, are visible); else look at `pushed` again (acquire: the same for every
+ * slot before). */
+static int head_ready(ftu_queue *q, int64_t claimed, _Atomic uint64_t *slot) {
+    if (claimed >= q->pushed_seen && atomic_load_explicit(slot, memory_order_acquire) == 0) {
+        q->pushed_seen = atomic_load_explicit(&q->pushed, memory_order_acquire);
+        if (claimed >= q->pushed_seen) return 0;
+    }
+    return 1;
+}
+
+/* Takes the head word into *word if one is published (and, with `expected`, only if it
+ * is *expected); returns whether it did. */
+static int take(ftu_queue *q, uint64_t *word, const uint64_t *expected) {
     ftu_spinlock_lock(&q->head_lock);
     int64_t claimed = atomic_load_explicit(&q->claimed, memory_order_relaxed);
     _Atomic uint64_t *slot = &q->head->slot[q->head_index];
-    /* Published if `pushed` said so, or if the slot is written (acquire pairs with the
-     * producer's release: what the word stands for, and the next segment's link, are
-     * visible); else look at `pushed` again (acquire: the same for every slot before). */
-    if (claimed >= q->pushed_seen && atomic_load_explicit(slot, memory_order_acquire) == 0) {
-        q->pushed_seen = atomic_load_explicit(&q->pushed, memory_order_acquire);
-        if (claimed >= q->pushed_seen) {
-            ftu_spinlock_unlock(&q->head_lock);
-            return 0;
-        }
+    if (!head_ready(q, claimed, slot) ||
+        (expected != NULL && atomic_load_explicit(slot, memory_order_relaxed) != *expected)) {
+        ftu_spinlock_unlock(&q->head_lock);
+        return 0;
     }
     *word = atomic_load_explicit(slot, memory_order_relaxed);
     if ((q->flags & FTU_QUEUE_PREFETCH) && claimed + PREFETCH_AHEAD < q->pushed_seen &&
@@ -550,16 +559,40 @@ int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
     for (;;) {
         int state = atomic_load(&q->state);
         if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
-        if (take(q, word)) return FTU_OK;
+        if (take(q, word, NULL)) return FTU_OK;
         if (state != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* shut and drained */
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
         int result = ftu_queue_wait_pop(q, deadline_ns);
         if (result != FTU_OK) {
             /* a word may have arrived as the wait ended */
-            int taken = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && take(q, word);
+            int taken = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && take(q, word, NULL);
             return taken ? FTU_OK : result;
         }
     }
+}
+
+int ftu_queue_peek(ftu_queue *q, uint64_t *word, void (*hold)(uint64_t word, void *arg), void *arg) {
+    int state = atomic_load(&q->state);
+    if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
+    ftu_spinlock_lock(&q->head_lock);
+    int64_t claimed = atomic_load_explicit(&q->claimed, memory_order_relaxed);
+    _Atomic uint64_t *slot = &q->head->slot[q->head_index];
+    int ready = head_ready(q, claimed, slot);
+    if (ready) {
+        *word = atomic_load_explicit(slot, memory_order_relaxed);
+        if (hold != NULL) hold(*word, arg); /* before any consumer can take it */
+    }
+    ftu_spinlock_unlock(&q->head_lock);
+    if (ready) return FTU_OK;
+    return state == FTU_QUEUE_OPEN ? FTU_TIMEOUT : FTU_SHUTDOWN;
+}
+
+int ftu_queue_pop_if(ftu_queue *q, uint64_t expected) {
+    int state = atomic_load(&q->state);
+    if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
+    uint64_t word;
+    if (take(q, &word, &expected)) return FTU_OK;
+    return state == FTU_QUEUE_OPEN || ftu_queue_size(q) > 0 ? FTU_TIMEOUT : FTU_SHUTDOWN;
 }
 
 static void task_finished_by_drain(ftu_queue *q) {
@@ -568,7 +601,7 @@ static void task_finished_by_drain(ftu_queue *q) {
 }
 
 int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
-    if (!take(q, word)) return FTU_TIMEOUT;
+    if (!take(q, word, NULL)) return FTU_TIMEOUT;
     task_finished_by_drain(q);
     return FTU_OK;
 }

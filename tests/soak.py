@@ -24,8 +24,8 @@ What runs at the same time:
 - The main thread runs lifecycles of its own (a queue or a gatherer shared with a
   producer and a consumer thread) while a helper thread sends it SIGINT at random
   moments; it catches the KeyboardInterrupt and goes on (see MainThread for why its
-  bookkeeping is exact). Two uses known to hang under interrupts are left out where they
-  hang (see INTERRUPT_DICT_LOCKS; --interrupt-everything puts them back).
+  bookkeeping is exact). One use known to hang under interrupts is left out where it
+  hangs (see INTERRUPT_DICT_LOCKS; --interrupt-everything puts it back).
 - A monitor samples RSS and watches for hangs.
 
 What is checked (each check is counted per type in the report):
@@ -93,20 +93,18 @@ GIL_ENABLED = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
 # and an interrupt can strike between a take and the return (documented in
 # docs/concurrent_queue.md): those few values are classified, counted and checked freed.
 EXACT_MAIN = ft_utils.backend == "native"
-# Two things the interrupted main thread leaves out where a KeyboardInterrupt is known to
-# hang ft_utils (found by this soak; --interrupt-everything puts them back, to reproduce):
+# What the interrupted main thread leaves out where a KeyboardInterrupt is known to hang
+# ft_utils (found by this soak; --interrupt-everything puts it back, to reproduce):
 # - Iterating the ConcurrentDict the mixers write, on cffi. The shard locks are Python code
 #   there (cffi_backend/concurrent_dict.py): an interrupt raised inside
 #   _ShardLock.__enter__/__exit__ (at the entry of a Python function, say) leaves a stale
 #   entry on the thread's stack of shard locks; from then on that thread never releases
 #   the shard lock, and every other thread that writes the shard blocks for ever (the
 #   mixers hung on gil/cffi and pypy/cffi within minutes).
-# - Reading a gatherer, on PyPy. PyPy 3.9 leaves a threading.Lock held when a signal
-#   handler raises at the start of a `with lock:` body (a pure-Python loop shows it), and
-#   the cffi gatherer's __next__ takes under `with owner._ftu_lock:`: once that happens,
-#   every next() on the gatherer blocks for ever.
+# (Reading a gatherer on PyPy was the other: PyPy 3.9 leaves a threading.Lock held when a
+# signal handler raises at the start of a `with lock:` body, and the cffi gatherer took
+# under such a lock; its passes now move on in one call of the core, with no lock.)
 INTERRUPT_DICT_LOCKS = ft_utils.backend == "native"
-INTERRUPT_GATHERER = not IS_PYPY
 
 TYPES = _backend.PUBLIC_NAMES  # every public type, in the order the report lists them
 RANGE_BITS = 24  # a producer's tokens are base + seq, seq < 2**RANGE_BITS
@@ -357,12 +355,13 @@ def cq_push(q, token, rng):
     q.push(token)
 
 
-def cq_take(q, rng):
-    """One pop, or raises Empty/ShutDown. Never Empty when waiting without a timeout."""
+def cq_take(q, rng, local=True):
+    """One pop, or raises Empty/ShutDown. Never Empty when waiting without a timeout.
+    local=False leaves pop_local out (see cq_lifecycle)."""
     timeout = rng.choice((None, 0, 0.0001, 0.002, 0.02))
     how = rng.random()
     try:
-        if how < 0.3:
+        if how < 0.3 and local:
             return unwrap(q.pop_local(timeout=timeout))
         if how < 0.4 and timeout is None:
             return q.pop()
@@ -460,8 +459,11 @@ def cq_lifecycle(soak, rng, number):
     refs = [[] for _ in range(n_prod)]
     got = [[] for _ in range(n_cons)]
     try:
-        consumers = [soak.thread(f"cq{number}-consumer{i}", consume, soak, partial(cq_take, q), got[i],
-                                 soak.rng(f"cq{number}c{i}"), ops, "ConcurrentQueue", None,
+        # With Releases, no pop_local: one that had wrapped a token the shutdown then took
+        # holds it until it gives up, so the token dies in the consumer's thread, where
+        # Releases cannot tell it from a token lost.
+        consumers = [soak.thread(f"cq{number}-consumer{i}", consume, soak, partial(cq_take, q, local=releases is None),
+                                 got[i], soak.rng(f"cq{number}c{i}"), ops, "ConcurrentQueue", None,
                                  # (a lost item is visible where the rest is drained, or its release seen)
                                  soak.args.inject if i == 0 and (not immediate or releases) else None, limit)
                      for i in range(n_cons)]
@@ -1206,10 +1208,7 @@ class MainThread:
             self.attempt(partial(time.sleep, rng.random() * 0.005))
 
     def lifecycle(self, number):
-        kinds = ["ConcurrentQueue", "StdConcurrentQueue"]
-        if self.soak.interrupt_gatherer:
-            kinds.append("ConcurrentGatheringIterator")
-        kind = self.rng.choice(kinds)
+        kind = self.rng.choice(("ConcurrentQueue", "StdConcurrentQueue", "ConcurrentGatheringIterator"))
         if kind == "ConcurrentGatheringIterator":
             self.gather_lifecycle(number)
         else:
@@ -1509,8 +1508,8 @@ def main():
     parser.add_argument("--progress", type=float, default=60.0, help="seconds between progress lines (0: none)")
     parser.add_argument("--no-interrupts", action="store_true", help="do not send SIGINT to the main thread")
     parser.add_argument("--interrupt-everything", action="store_true",
-                        help="let the interrupted main thread iterate the shared ConcurrentDict on cffi and read "
-                        "gatherers on PyPy too, which are known to hang (see INTERRUPT_DICT_LOCKS)")
+                        help="let the interrupted main thread iterate the shared ConcurrentDict on cffi too, which "
+                        "is known to hang (see INTERRUPT_DICT_LOCKS)")
     parser.add_argument("--inject", choices=("drop", "duplicate", "leak", "counter", "dict", "memory"),
                         help="the soak's self-test: break one invariant on purpose (it must then fail)")
     args = parser.parse_args()
@@ -1526,7 +1525,6 @@ def main():
     soak = Soak(args)
     soak.leaked = None
     soak.interrupt_dict_locks = INTERRUPT_DICT_LOCKS or args.interrupt_everything
-    soak.interrupt_gatherer = INTERRUPT_GATHERER or args.interrupt_everything
     faulthandler.enable()
     if GIL_ENABLED:
         sys.setswitchinterval(1e-4)  # interleave the threads often under a GIL

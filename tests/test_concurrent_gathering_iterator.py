@@ -2,6 +2,7 @@
 lifetimes, and 8 inserting threads with the iterator yielding exactly 0..max_key."""
 
 import gc
+import sys
 import threading
 import time
 import weakref
@@ -10,6 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from threading_helpers import run_threads, writes_before_publishing_are_seen
+
+
+COUNTS_REFERENCES = sys.implementation.name == "cpython"
 
 
 class Obj:
@@ -108,6 +112,72 @@ def test_failure_wakes_a_waiting_iterator(backend):
     with pytest.raises(RuntimeError):
         list(g.iterator(3))
     thread.join()
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("local", [False, True], ids=["iterator", "iterator_local"])
+def test_a_failure_racing_readers_never_ends_their_pass_quietly(backend, local):
+    """A gatherer fails while threads are taking values: every reader ends in
+    RuntimeError, none with a quiet end (max_key is never reached), and no value is
+    given twice; on CPython, every value's reference count is back where it was once the
+    gatherer is gone. (The cffi backend's take used to end the pass when the failure came
+    between its look at the next key and its take of it; the native iterator_local let
+    the gatherer's reference go while the key stayed in it, so it was released twice.)"""
+    for _ in range(150):
+        g = backend.ConcurrentGatheringIterator()
+        objects = [Obj(k) for k in range(60)]
+        counts = [sys.getrefcount(o) for o in objects] if COUNTS_REFERENCES else None
+        for k in range(60):
+            g.insert(k, objects[k])
+        shared = g.iterator_local(100) if local else g.iterator(100)
+        ends, got = [], []
+
+        def work(index):
+            values = shared if index < 2 else (g.iterator_local(100) if local else g.iterator(100, clear=False))
+            if index == 3:
+                time.sleep(0.0005)
+                with pytest.raises(TypeError):
+                    g.insert("not an int", None)
+                return
+            try:
+                for value in values:
+                    got.append((index < 2, value.wrapped if local else value))
+            except RuntimeError:
+                ends.append("failed")
+            else:
+                ends.append("quiet end")
+
+        run_threads(4, work, timeout=30)
+        assert ends == ["failed"] * 3
+        from_shared = [v.n for is_shared, v in got if is_shared]
+        assert len(from_shared) == len(set(from_shared))
+        if counts is not None:
+            del g, shared, got
+            assert [sys.getrefcount(o) for o in objects] == counts
+
+
+@pytest.mark.parametrize("clear", [True, False])
+def test_cffi_a_failure_between_the_look_and_the_take_raises(backend, clear, monkeypatch):
+    """The cffi pass looks at the next key's ticket, then takes it (see its __next__):
+    a failure that lands between the two (made to, here) raises RuntimeError and leaves
+    the value where it was; it used to end the pass as if max_key had been reached."""
+    if "cffi" not in backend.__name__:
+        pytest.skip("white-box test of the cffi backend's take")
+    import ft_utils.cffi_backend.concurrent_gathering_iterator as module
+
+    g = backend.ConcurrentGatheringIterator()
+    g.insert(0, "zero")
+    real_advance = module._advance
+
+    def failing_first(gather, *args):
+        module._fail(gather)
+        return real_advance(gather, *args)
+
+    monkeypatch.setattr(module, "_advance", failing_first)
+    values = g.iterator(5, clear=clear)
+    with pytest.raises(RuntimeError, match="insert"):
+        next(values)
+    assert list(g._ftu_objects.values()) == ["zero"]
 
 
 def test_scaling_argument(backend):

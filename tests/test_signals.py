@@ -14,7 +14,10 @@ import pytest
 from conftest import BACKENDS
 
 SCRIPT = r"""
-import os, sys
+import os, signal, sys
+# Ctrl-C raises KeyboardInterrupt, as in a terminal, even if this test runs in a background
+# job of a shell (which starts its children with SIGINT ignored, and Python then leaves it so).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from ft_utils.concurrency import ConcurrentQueue, StdConcurrentQueue, ConcurrentGatheringIterator
 blocking = {
     "ConcurrentQueue.pop": lambda: ConcurrentQueue().pop(),

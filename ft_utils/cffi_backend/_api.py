@@ -82,6 +82,17 @@ def init_takes_arguments(cls, base):
     return cls.__init__ is not base.__init__ or cls.__new__ is base.__new__
 
 
+def allocate_lock(factory):
+    """factory(), a new lock; MemoryError, as for any other allocation, where CPython
+    raises RuntimeError("can't allocate lock")."""
+    try:
+        return factory()
+    except RuntimeError as error:
+        if "allocate" not in str(error):
+            raise
+        raise MemoryError("cannot allocate a lock") from None
+
+
 def parse_state(state, type_name):
     """The (value, attributes) of an atomic's __setstate__ (see ft_utils._reconstruct)."""
     if not isinstance(state, tuple) or len(state) != 2:

@@ -17,21 +17,23 @@ import weakref
 from _thread import RLock as _RLock
 from _thread import allocate_lock as _allocate_lock
 
+from ft_utils.cffi_backend._api import allocate_lock
+
 _locks = weakref.WeakSet()
 _rlocks = weakref.WeakSet()
 
 
 def lock():
-    """A new threading.Lock, free again in a forked child."""
-    new = _allocate_lock()
+    """A new threading.Lock, free again in a forked child (MemoryError if none can be made)."""
+    new = allocate_lock(_allocate_lock)
     _locks.add(new)
     return new
 
 
 def rlock():
     """A new threading.RLock, free again in a forked child unless the forking thread
-    holds it."""
-    new = _RLock()
+    holds it (MemoryError if none can be made)."""
+    new = allocate_lock(_RLock)
     _rlocks.add(new)
     return new
 

@@ -7,13 +7,21 @@ the way they are). Single dict operations are atomic on the interpreters this ba
 serves.
 """
 
+from functools import partial
+from itertools import compress
+
 from ft_utils._exceptions import Empty, Full, ShutDown
 from ft_utils.cffi_backend._api import ffi, lib, owned
 from ft_utils.cffi_backend._blocking import MISSING, MISSING_ARGS, NO_WAIT, TICKETS, call_blocking, wait
 
-_take = lib.ftu_cffi_queue_take
+# Bound once: a first access to an attribute of lib builds it, which can fail for want of
+# memory, and these are used where a failure would strand or lose an object.
+_peek = lib.ftu_cffi_queue_peek
+_take_if = lib.ftu_cffi_queue_take_if
 _drain = lib.ftu_cffi_queue_drain
 _push = lib.ftu_cffi_queue_push
+_pushed = lib.ftu_cffi_queue_pushed
+_wait_pop = lib.ftu_queue_wait_pop
 _OK = lib.FTU_OK
 _TIMEOUT = lib.FTU_TIMEOUT
 _SHUTDOWN = lib.FTU_SHUTDOWN
@@ -40,13 +48,14 @@ class ObjectQueue:
         try:
             status = _push(queue, ticket, NO_WAIT)
             if status == _TIMEOUT and deadline_ns != NO_WAIT:
-                status = call_blocking(lambda until: _push(queue, ticket, until), deadline_ns)
+                # partial, not a lambda: no closure cells (see take)
+                status = call_blocking(partial(_push, queue, ticket), deadline_ns)
             if status != _OK:
                 del objects[ticket]
         except BaseException:
             # Interrupted (a signal handler raised): keep the object only if its ticket
             # went in, where a pop will look for it.
-            if not lib.ftu_cffi_queue_pushed(queue, ticket):
+            if not _pushed(queue, ticket):
                 objects.pop(ticket, None)
             raise
         if status == _OK:
@@ -57,13 +66,45 @@ class ObjectQueue:
             raise ShutDown
         raise MemoryError("cannot grow the queue")
 
-    def take(self):
-        """The head object, or MISSING. The ticket leaves the core and the object leaves
-        the dict in one C-level step: no handler can run between the two."""
-        return next(map(self.objects.pop, map(_take, self._queue_args), MISSING_ARGS))
+    def take(self, prepare=None):
+        """The head object, or prepare(it) if prepare is given, or MISSING if there is none.
 
-    def pop(self, deadline_ns):
-        value = next(map(self.objects.pop, map(_take, self._queue_args), MISSING_ARGS))
+        Nothing is taken until everything that can fail is done: the head's ticket is
+        peeked (making its int can fail), its object looked up and prepared (a
+        LocalWrapper), then the ticket is taken if it is still the head (another consumer
+        may have been first: look again) and the object leaves the dict in the same
+        C-level step, which allocates nothing (see cffi_build.py). A failure, for want of
+        memory or in a signal handler, so leaves the object in the queue.
+
+        No closures in the methods on this path: on CPython 3.11 a call that cannot make
+        its closure cells keeps its arguments (a leak)."""
+        queue, objects, queue_args = self.queue, self.objects, self._queue_args
+        while True:
+            ticket = _peek(queue)
+            if not ticket:
+                return MISSING
+            ticket_args = (ticket,)
+            if prepare is None:
+                # nothing to prepare: the object comes straight out of the dict (holding
+                # it meanwhile would keep alive one an immediate shutdown releases)
+                value = next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING)
+                if value is not MISSING:
+                    return value
+                continue  # taken by another consumer meanwhile
+            value = objects.get(ticket, MISSING)
+            if value is MISSING:
+                continue  # taken by another consumer meanwhile
+            result = prepare(value)
+            # compress, not filter with a functools.partial: PyPy's partial is Python code,
+            # where a signal handler can run between the take and the dict's pop
+            if next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING) \
+                    is not MISSING:
+                return result
+
+    def pop(self, deadline_ns, prepare=None):
+        """The head object (prepare(it), if given), waiting until the deadline; Empty or
+        ShutDown."""
+        value = self.take(prepare)
         if value is not MISSING:
             return value
         queue = self.queue
@@ -73,14 +114,14 @@ class ObjectQueue:
             if state != _OPEN:
                 if state == _SHUT_IMMEDIATE:
                     raise ShutDown
-                value = self.take()  # shut: what was pushed before it is still there
+                value = self.take(prepare)  # shut: what was pushed before it is still there
                 if value is MISSING:
                     raise ShutDown
                 return value
             if timed_out or deadline_ns == NO_WAIT:
                 raise Empty
-            timed_out = wait(lambda until: lib.ftu_queue_wait_pop(queue, until), deadline_ns) == _TIMEOUT
-            value = self.take()
+            timed_out = wait(partial(_wait_pop, queue), deadline_ns) == _TIMEOUT
+            value = self.take(prepare)
             if value is not MISSING:
                 return value
 

@@ -206,7 +206,8 @@ class AtomicInt64:
     def compare_exchange(self, expected, value, /):
         e = _to_int64(expected, "AtomicInt64.compare_exchange() expected")
         v = _to_int64(value, "AtomicInt64.compare_exchange() value")
-        return lib.ftu_i64_compare_exchange(self._ftu_cell, e, v) == e
+        # the answer is a small int: once the cell has changed, nothing is allocated
+        return lib.ftu_cffi_i64_cas(self._ftu_cell, e, v) == 1
 
     # ---- the numbers.Integral interface an int has ----------------------------------------
     @property

@@ -18,6 +18,7 @@ import inspect
 from reprlib import recursive_repr
 
 from ft_utils import _reconstruct
+
 from ft_utils.cffi_backend import _fork
 from ft_utils.cffi_backend._api import document, init_takes_arguments, new_takes_arguments, parse_state
 

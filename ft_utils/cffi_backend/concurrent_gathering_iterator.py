@@ -3,15 +3,22 @@ the values wait in a dict under a ticket that goes through the core (see _blocki
 
 import inspect
 import operator
+from functools import partial
+from itertools import compress
 
-from ft_utils.cffi_backend import _fork
 from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
-from ft_utils.cffi_backend._blocking import FOREVER, MISSING, MISSING_ARGS, TICKETS, check_scaling, wait
+from ft_utils.cffi_backend._blocking import FOREVER, MISSING, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
 _FAILED = "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_take = lib.ftu_cffi_gather_take
+# Bound once (a first access to an attribute of lib can fail for want of memory).
+_peek = lib.ftu_cffi_gather_peek
+_advance = lib.ftu_cffi_gather_advance
+_wait = lib.ftu_gather_wait
+_insert = lib.ftu_cffi_gather_insert
+_inserted = lib.ftu_cffi_gather_inserted
+_fail = lib.ftu_gather_fail
 
 
 def _arguments(scaling=None):
@@ -24,7 +31,7 @@ _arguments.__name__ = _arguments.__qualname__ = "ConcurrentGatheringIterator"  #
 @document
 class ConcurrentGatheringIterator:
     __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, as for list (PEP 585)
-    __slots__ = ("_ftu_gather", "_ftu_objects", "_ftu_lock", "__weakref__")
+    __slots__ = ("_ftu_gather", "_ftu_objects", "__weakref__")
 
     # The arguments go to __new__ and __init__ alike (see new_takes_arguments); scaling
     # is only checked.
@@ -37,7 +44,6 @@ class ConcurrentGatheringIterator:
             raise MemoryError("cannot allocate a gatherer")
         self._ftu_gather = owned(gather, lib.ftu_gather_free)
         self._ftu_objects = {}
-        self._ftu_lock = _fork.lock()  # held by every take, so a non-clearing read is safe
         return self
 
     def __init__(self, *args, **kwargs):
@@ -66,7 +72,7 @@ class ConcurrentGatheringIterator:
                 raise ValueError(f"insert() key must be between 0 and 2**63 - 1, not {key!r}")
             ticket = next(TICKETS)
             self._ftu_objects[ticket] = value
-            status = lib.ftu_cffi_gather_insert(gather, key, ticket)
+            status = _insert(gather, key, ticket)
             if status != lib.FTU_OK:
                 del self._ftu_objects[ticket]
                 if status == lib.FTU_DUPLICATE:
@@ -75,11 +81,11 @@ class ConcurrentGatheringIterator:
         except BaseException:
             # Interrupted after the value went in (a signal handler raised): it is there,
             # nothing failed. Otherwise forget the value and fail the gatherer.
-            if ticket is not None and lib.ftu_cffi_gather_inserted(gather, ticket):
+            if ticket is not None and _inserted(gather, ticket):
                 raise
             if ticket is not None:
                 self._ftu_objects.pop(ticket, None)
-            lib.ftu_gather_fail(gather)
+            _fail(gather)
             raise
 
     def iterator(self, /, max_key, clear=True):
@@ -112,34 +118,51 @@ class ConcurrentGatheringIteratorPass:
     one of them, in key order, and all of them stop after max_key. The next key lives in
     a cell of the core; a thread that takes it moves the cell on and wakes the others."""
 
-    __slots__ = ("_owner", "_ftu_gather", "_next_key", "_args", "_get", "_local", "__weakref__")
+    __slots__ = ("_owner", "_ftu_gather", "_next_key", "_max_key", "_clear", "_local", "_advance_args", "__weakref__")
 
     def __init__(self, owner, max_key, clear, local):
         self._owner = owner
         self._ftu_gather = owner._ftu_gather
         self._next_key = ffi.new("int64_t *", 0)
-        self._args = ((owner._ftu_gather,), (self._next_key,), (max_key,), (1 if clear else 0,))
-        # a clearing pass takes the value out of the dict, the other one reads it
-        self._get = owner._ftu_objects.pop if clear else owner._ftu_objects.get
+        self._max_key = max_key
+        self._clear = 1 if clear else 0
         self._local = local
+        self._advance_args = ((self._ftu_gather,), (self._next_key,), (self._clear,))
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        owner, gather, args, get = self._owner, self._ftu_gather, self._args, self._get
+        # No closures here: on CPython 3.11 a call that cannot make its closure cells
+        # keeps its arguments (a leak).
+        owner, gather, cell, max_key = self._owner, self._ftu_gather, self._next_key, self._max_key
+        clear, local, advance_args, objects = self._clear, self._local, self._advance_args, owner._ftu_objects
         while True:
-            with owner._ftu_lock:
-                # ticket from the core to the dict in one C-level step (see _blocking.py)
-                value = next(map(get, map(_take, *args), MISSING_ARGS))
-            if value is not MISSING:
-                return LocalWrapper(value) if self._local else value
-            if self._next_key[0] > args[2][0]:
+            # Everything that can fail (the ticket's int, the LocalWrapper) before the key
+            # is taken: a failure leaves the value there and the pass where it was.
+            ticket = _peek(gather, cell, max_key)
+            if ticket > 0:
+                # (gone if a clearing pass took the key meanwhile: look again)
+                value = objects.get(ticket, MISSING)
+                if value is not MISSING:
+                    result = LocalWrapper(value) if local else value
+                    # The advance fails (0) if another thread took the key since the peek,
+                    # or the gatherer failed: then look again.
+                    if clear:
+                        # take the key and the object out of the dict in one C-level step
+                        # that allocates nothing (see cffi_build.py)
+                        ticket_args = (ticket,)
+                        if next(map(objects.pop, compress(ticket_args, map(_advance, *advance_args, ticket_args))),
+                                MISSING) is not MISSING:
+                            return result
+                    elif _advance(gather, cell, 0, ticket):
+                        return result
+                continue
+            if ticket == -1:
                 raise StopIteration
-            if lib.ftu_gather_failed(gather):
+            if ticket == -2:
                 raise RuntimeError(_FAILED)
-            max_key = args[2][0]
-            if wait(lambda until: lib.ftu_gather_wait(gather, self._next_key, max_key, until), FOREVER) == lib.FTU_FAILED:
+            if wait(partial(_wait, gather, cell, max_key), FOREVER) == lib.FTU_FAILED:
                 raise RuntimeError(_FAILED)
 
     def __reduce__(self):  # copy, deepcopy and pickle: refused, as for the gatherer

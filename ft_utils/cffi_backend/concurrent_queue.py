@@ -54,7 +54,8 @@ class ConcurrentQueue:
         return self._ftu_queue.pop(deadline(timeout))
 
     def pop_local(self, /, timeout=None):
-        return LocalWrapper(self._ftu_queue.pop(deadline(timeout)))
+        # the wrapper is made before the object is taken: see ObjectQueue.take
+        return self._ftu_queue.pop(deadline(timeout), LocalWrapper)
 
     def shutdown(self, /, immediate=False):
         self._ftu_queue.shutdown(immediate)

@@ -304,8 +304,11 @@ def _profile_class(tp):
                 namespace.update(methods)
             elif blocked >> index & 1:
                 namespace.update(dict.fromkeys(methods))  # None: as the type has it
-        cls = _profiles.setdefault(key, type(LocalWrapper)("LocalWrapper", (LocalWrapper,), namespace, _token=_TOKEN))
+        cls = type(LocalWrapper)("LocalWrapper", (LocalWrapper,), namespace, _token=_TOKEN)
+        # Known as a wrapper type before it is published: if adding it failed (no memory)
+        # after, the published type would never be unwrapped.
         _wrapper_types.add(cls)
+        cls = _profiles.setdefault(key, cls)
     # Read once per type. Python code cannot see when a class gains or loses a special
     # method later (the native backend can, through the type's version tag): here the
     # first answer stays (docs/local_wrapper.md). Classes defined in Python are held

@@ -7,6 +7,7 @@ same order, so the same calls succeed and the same calls fail with the same exce
 
 import inspect
 import math
+from functools import partial
 from types import GenericAlias
 
 from ft_utils._exceptions import Full, ShutDown
@@ -151,7 +152,9 @@ class StdConcurrentQueue:
 
     def join(self, /):
         queue = self._ftu_queue.queue
-        call_blocking(lambda deadline_ns: lib.ftu_queue_join(queue, deadline_ns), FOREVER)
+        # partial, not a lambda: on CPython 3.11 a call that cannot make its closure cells
+        # keeps its arguments (a leak)
+        call_blocking(partial(lib.ftu_queue_join, queue), FOREVER)
 
     def shutdown(self, /, immediate=False):
         self._ftu_queue.shutdown(immediate)

@@ -114,13 +114,13 @@ static PyObject *AtomicReference_compare_exchange(PyObject *op, PyObject *const 
 static PyObject *AtomicReference_repr(PyObject *op) {
     PyObject *obj = AtomicReference_get(op, NULL);
     if (obj == NULL) return NULL;
-    PyObject *r = NULL;
-    int status = Py_ReprEnter(op);
-    if (status == 0) {
-        r = PyUnicode_FromFormat("%s(%R)", ftu_type_name(Py_TYPE(op)), obj);
-        Py_ReprLeave(op);
-    } else if (status > 0) {
+    PyObject *r;
+    ftu_repr_entry entry;
+    if (ftu_repr_enter(&entry, op)) {
         r = PyUnicode_FromString("..."); /* as reprlib.recursive_repr does */
+    } else {
+        r = PyUnicode_FromFormat("%s(%R)", ftu_type_name(Py_TYPE(op)), obj);
+        ftu_repr_leave(&entry);
     }
     Py_DECREF(obj);
     return r;

@@ -510,17 +510,15 @@ static PyObject *ConcurrentDict_as_dict(PyObject *op, PyObject *Py_UNUSED(ignore
     return result;
 }
 
+/* Stores every pair of items_dict, a dict of our own that no other code can reach (so
+ * walking it while user code runs, a key's __eq__ or a replaced value's __del__, is
+ * safe; its references stay valid). */
 static int set_all(PyObject *op, PyObject *items_dict) {
-    PyObject *items = PyDict_Items(items_dict);
-    if (items == NULL) return -1;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        PyObject *pair = PyList_GET_ITEM(items, i);
-        if (ConcurrentDict_ass_subscript(op, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
-            Py_DECREF(items);
-            return -1;
-        }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(items_dict, &pos, &key, &value)) {
+        if (ConcurrentDict_ass_subscript(op, key, value) < 0) return -1;
     }
-    Py_DECREF(items);
     return 0;
 }
 
@@ -560,34 +558,55 @@ static PyObject *ConcurrentDict_copy(PyObject *op, PyObject *Py_UNUSED(ignored))
     return (PyObject *)copy;
 }
 
-typedef PyObject *(*shard_snapshot)(PyObject *dict);
+/* What a snapshot of a shard lists. */
+enum { SNAP_KEYS, SNAP_VALUES, SNAP_ITEMS };
 
-static PyObject *snapshot_list(PyObject *op, shard_snapshot snapshot) {
+static PyObject *str_values, *str_items; /* "values", "items", interned */
+
+/* Appends to list the keys, values or (key, value) items of dict, as they are at one
+ * instant; -1 with an error. On 3.13+ list.extend of the dict or of its view, which holds
+ * both objects' critical sections: not PyDict_Keys and co there, whose PyList_New(n) on
+ * the free-threaded 3.13 releases a half-made list (a crash) when memory runs out. */
+static int extend_snapshot(PyObject *list, PyObject *dict, int what) {
+#if PY_VERSION_HEX >= 0x030D0000
+    if (what == SNAP_KEYS) return PyList_Extend(list, dict);
+    PyObject *view = PyObject_CallMethodNoArgs(dict, what == SNAP_VALUES ? str_values : str_items);
+    if (view == NULL) return -1;
+    int result = PyList_Extend(list, view);
+    Py_DECREF(view);
+    return result;
+#else
+    PyObject *part = what == SNAP_KEYS ? PyDict_Keys(dict) : what == SNAP_VALUES ? PyDict_Values(dict) : PyDict_Items(dict);
+    if (part == NULL) return -1;
+    int result = PyList_SetSlice(list, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, part);
+    Py_DECREF(part);
+    return result;
+#endif
+}
+
+static PyObject *snapshot_list(PyObject *op, int what) {
     ConcurrentDictObject *self = as_cd(op);
     PyObject *result = PyList_New(0);
     if (result == NULL) return NULL;
     for (Py_ssize_t i = 0; i < self->nshards; i++) {
-        PyObject *part = snapshot(shards(self)[i].s.dict);
-        if (part == NULL || PyList_SetSlice(result, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, part) < 0) {
-            Py_XDECREF(part);
+        if (extend_snapshot(result, shards(self)[i].s.dict, what) < 0) {
             Py_DECREF(result);
             return NULL;
         }
-        Py_DECREF(part);
     }
     return result;
 }
 
 static PyObject *ConcurrentDict_keys(PyObject *op, PyObject *Py_UNUSED(ignored)) {
-    return snapshot_list(op, PyDict_Keys);
+    return snapshot_list(op, SNAP_KEYS);
 }
 
 static PyObject *ConcurrentDict_values(PyObject *op, PyObject *Py_UNUSED(ignored)) {
-    return snapshot_list(op, PyDict_Values);
+    return snapshot_list(op, SNAP_VALUES);
 }
 
 static PyObject *ConcurrentDict_items(PyObject *op, PyObject *Py_UNUSED(ignored)) {
-    return snapshot_list(op, PyDict_Items);
+    return snapshot_list(op, SNAP_ITEMS);
 }
 
 static PyObject *ConcurrentDict_richcompare(PyObject *op, PyObject *other, int opid) {
@@ -605,12 +624,12 @@ static PyObject *ConcurrentDict_richcompare(PyObject *op, PyObject *other, int o
 
 static PyObject *ConcurrentDict_repr(PyObject *op) {
     const char *name = ftu_type_name(Py_TYPE(op));
-    int busy = Py_ReprEnter(op);
-    if (busy != 0) return busy > 0 ? PyUnicode_FromFormat("%s({...})", name) : NULL;
+    ftu_repr_entry entry;
+    if (ftu_repr_enter(&entry, op)) return PyUnicode_FromFormat("%s({...})", name);
     PyObject *snapshot = ConcurrentDict_as_dict(op, NULL);
     PyObject *result = snapshot == NULL ? NULL : PyUnicode_FromFormat("%s(%R)", name, snapshot);
     Py_XDECREF(snapshot);
-    Py_ReprLeave(op);
+    ftu_repr_leave(&entry);
     return result;
 }
 
@@ -709,7 +728,9 @@ static PyObject *ConcurrentDictIterator_next(PyObject *op) {
         Py_XDECREF(dropped_keys);
         if (dict == NULL) return key; /* a key, or NULL at the end */
 
-        PyObject *fresh = PyDict_Keys(shards(as_cd(dict))[next_shard].s.dict);
+        PyObject *fresh = PyList_New(0);
+        if (fresh != NULL && extend_snapshot(fresh, shards(as_cd(dict))[next_shard].s.dict, SNAP_KEYS) < 0)
+            Py_CLEAR(fresh);
         Py_DECREF(dict);
         if (fresh == NULL) return NULL;
         FTU_PYLOCK_ACQUIRE(it->lock);
@@ -814,6 +835,8 @@ PyTypeObject ConcurrentDict_Type = {
 
 int concurrent_dict_module_init(PyObject *module) {
     if (str_missing == NULL && (str_missing = PyUnicode_InternFromString("__missing__")) == NULL) return -1;
+    if (str_values == NULL && (str_values = PyUnicode_InternFromString("values")) == NULL) return -1;
+    if (str_items == NULL && (str_items = PyUnicode_InternFromString("items")) == NULL) return -1;
     if (copyreg_newobj == NULL) {
         PyObject *copyreg = PyImport_ImportModule("copyreg");
         copyreg_newobj = copyreg == NULL ? NULL : PyObject_GetAttrString(copyreg, "__newobj__");

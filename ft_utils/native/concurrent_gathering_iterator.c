@@ -206,26 +206,32 @@ struct pass_call {
     PyObject *value; /* set by a take that succeeds: a new reference */
 };
 
-/* Takes the pass's next key if it is there (attached, under the gatherer's lock). */
-static int pass_take(void *arg) {
-    struct pass_call *call = arg;
-    GatheringPassObject *pass = call->pass;
+/* Reads the pass's next key if it is there (attached, under the gatherer's lock): with
+ * take, takes it (clearing it if the pass clears) and moves the pass on; without, only
+ * looks (a peek), and *key says which key was read. *value gets a new reference. */
+static int pass_read(GatheringPassObject *pass, int take, PyObject **value, int64_t *key) {
     GathererObject *owner = (GathererObject *)pass->owner;
     uint64_t word;
     FTU_PYLOCK_ACQUIRE(owner->lock);
-    int64_t key = ftu_i64_load(&pass->next_key);
+    *key = ftu_i64_load(&pass->next_key);
     int status = PASS_OVER;
-    if (key <= pass->max_key) {
-        status = ftu_gather_take(pass->gather, key, pass->clear, &word, FTU_NO_WAIT);
+    if (*key <= pass->max_key) {
+        status = ftu_gather_take(pass->gather, *key, take && pass->clear, &word, FTU_NO_WAIT);
         if (status == FTU_OK) {
-            call->value = (PyObject *)(uintptr_t)word;
-            if (!pass->clear) Py_INCREF(call->value);
-            ftu_i64_store(&pass->next_key, key + 1);
+            *value = (PyObject *)(uintptr_t)word;
+            if (!(take && pass->clear)) Py_INCREF(*value);
+            if (take) ftu_i64_store(&pass->next_key, *key + 1);
         }
     }
     FTU_PYLOCK_RELEASE(owner->lock);
-    if (status == FTU_OK) ftu_gather_notify(pass->gather); /* threads sharing the pass move on */
+    if (take && status == FTU_OK) ftu_gather_notify(pass->gather); /* threads sharing the pass move on */
     return status;
+}
+
+static int pass_take(void *arg) {
+    struct pass_call *call = arg;
+    int64_t key;
+    return pass_read(call->pass, 1, &call->value, &key);
 }
 
 static int pass_wait(void *arg, int64_t deadline_ns) {
@@ -233,22 +239,79 @@ static int pass_wait(void *arg, int64_t deadline_ns) {
     return ftu_gather_wait(call->pass->gather, &call->pass->next_key, call->pass->max_key, deadline_ns);
 }
 
-static PyObject *GatheringPass_next(PyObject *op) {
-    GatheringPassObject *pass = (GatheringPassObject *)op;
-    if (pass->owner == NULL) return NULL; /* cleared by the collector */
-    struct pass_call call = {pass, NULL};
-    int status = ftu_call_taking(pass_take, pass_wait, &call, FTU_WAIT_FOREVER);
-    if (status == FTU_OK) {
-        if (!pass->local) return call.value;
-        PyObject *wrapper = ftu_local_wrap(call.value);
-        Py_DECREF(call.value);
-        return wrapper;
-    }
+static PyObject *pass_failed(int status) {
     if (status == FTU_FAILED) {
         PyErr_SetString(PyExc_RuntimeError,
                         "an insert into this ConcurrentGatheringIterator failed, so the values cannot all arrive");
     }
     return NULL; /* PASS_OVER: StopIteration; -1: a signal handler's exception */
+}
+
+/* For iterator_local: reads the pass's next key without taking it or moving the pass on,
+ * holding a reference to the value (taken under the gatherer's lock, so that a clearing
+ * take cannot release it meanwhile); call->key says which key. */
+struct peek_call {
+    GatheringPassObject *pass;
+    PyObject *value;
+    int64_t key;
+};
+
+static int pass_peek(void *arg) {
+    struct peek_call *call = arg;
+    return pass_read(call->pass, 0, &call->value, &call->key);
+}
+
+static int peek_wait(void *arg, int64_t deadline_ns) {
+    struct peek_call *call = arg;
+    return ftu_gather_wait(call->pass->gather, &call->pass->next_key, call->pass->max_key, deadline_ns);
+}
+
+/* Takes the key peeked (its value is the one peeked) and moves the pass on, if no other
+ * thread did first; returns whether it did. */
+static int pass_commit(struct peek_call *call) {
+    GatheringPassObject *pass = call->pass;
+    GathererObject *owner = (GathererObject *)pass->owner;
+    /* One step of the core: a failure of the gatherer cannot come between the check and
+     * the take (it did, with two takes: the key stayed in the gatherer while its
+     * reference was let go). The gatherer's lock still excludes a peek's incref. */
+    FTU_PYLOCK_ACQUIRE(owner->lock);
+    int status = ftu_gather_advance(pass->gather, &pass->next_key, call->key, (uint64_t)(uintptr_t)call->value,
+                                    pass->clear);
+    FTU_PYLOCK_RELEASE(owner->lock);
+    return status == FTU_OK; /* (the advance woke the threads sharing the pass) */
+}
+
+/* next() of an iterator_local pass. The wrapper is made before the value is taken (made
+ * after, a failure would lose a value already out of the gatherer, or skip its key): peek,
+ * wrap, then take the key if the pass is still at it; else drop the wrapper and look again. */
+static PyObject *local_next(GatheringPassObject *pass) {
+    for (;;) {
+        struct peek_call call = {pass, NULL, 0};
+        int status = ftu_call_taking(pass_peek, peek_wait, &call, FTU_WAIT_FOREVER);
+        if (status != FTU_OK) return pass_failed(status);
+        PyObject *wrapper = ftu_local_wrap(call.value);
+        if (wrapper == NULL) {
+            Py_DECREF(call.value);
+            return NULL; /* nothing taken, the pass did not move */
+        }
+        if (pass_commit(&call)) {
+            if (pass->clear) Py_DECREF(call.value); /* the gatherer's reference */
+            Py_DECREF(call.value);                  /* the one peek took: the wrapper holds its own */
+            return wrapper;
+        }
+        Py_DECREF(wrapper);
+        Py_DECREF(call.value);
+    }
+}
+
+static PyObject *GatheringPass_next(PyObject *op) {
+    GatheringPassObject *pass = (GatheringPassObject *)op;
+    if (pass->owner == NULL) return NULL; /* cleared by the collector */
+    if (pass->local) return local_next(pass);
+    struct pass_call call = {pass, NULL};
+    int status = ftu_call_taking(pass_take, pass_wait, &call, FTU_WAIT_FOREVER);
+    if (status == FTU_OK) return call.value;
+    return pass_failed(status);
 }
 
 static int GatheringPass_traverse(PyObject *op, visitproc visit, void *arg) {

@@ -165,13 +165,60 @@ static PyObject *ConcurrentQueue_pop(PyObject *op, PyObject *const *args, Py_ssi
     return pop(op, args, nargs, kwnames, "pop");
 }
 
+/* Keeps the object a peeked word stands for alive (called under the queue's consumer
+ * lock, before another consumer can take and release it). */
+static void hold_object(uint64_t word, void *arg) {
+    (void)arg;
+    Py_INCREF((PyObject *)(uintptr_t)word);
+}
+
+static int peek_take(void *arg) {
+    struct pop_call *call = arg;
+    return ftu_queue_peek(call->queue, &call->word, hold_object, NULL);
+}
+
+/* The wrapper is made before the object is taken: made after, a failure (MemoryError)
+ * would lose the object, already out of the queue. So: peek at the head (holding a
+ * reference), wrap it, then take it only if it is still the head; if another consumer
+ * was first, drop the wrapper and look again. */
 static PyObject *ConcurrentQueue_pop_local(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
                                            PyObject *kwnames) {
-    PyObject *value = pop(op, args, nargs, kwnames, "pop_local");
-    if (value == NULL) return NULL;
-    PyObject *wrapper = ftu_local_wrap(value);
-    Py_DECREF(value);
-    return wrapper;
+    static const char *const names[] = {"timeout", NULL};
+    int64_t deadline = FTU_WAIT_FOREVER;
+    if (nargs != 0 || kwnames != NULL) {
+        PyObject *timeout;
+        if (ftu_parse_fastcall(args, nargs, kwnames, "pop_local", names, 0, &timeout) < 0) return NULL;
+        if (ftu_deadline(timeout, 1, &deadline) < 0) return NULL;
+    }
+    ftu_queue *queue = queue_of(op);
+    for (;;) {
+        struct pop_call call = {queue, 0};
+        int status = ftu_call_taking(peek_take, pop_wait, &call, deadline);
+        if (status != FTU_OK) {
+            if (status == FTU_TIMEOUT) PyErr_SetNone(ftu_Empty);
+            else if (status == FTU_SHUTDOWN) PyErr_SetNone(ftu_ShutDown);
+            return NULL; /* -1: a signal handler's exception; nothing held */
+        }
+        PyObject *value = (PyObject *)(uintptr_t)call.word; /* held: a reference of ours */
+        PyObject *wrapper = ftu_local_wrap(value);
+        if (wrapper == NULL) {
+            Py_DECREF(value);
+            return NULL; /* nothing taken */
+        }
+        status = ftu_queue_pop_if(queue, call.word);
+        if (status == FTU_OK) {
+            Py_DECREF(value); /* the queue's reference: the wrapper holds its own */
+            Py_DECREF(value);
+            return wrapper;
+        }
+        Py_DECREF(wrapper);
+        Py_DECREF(value);
+        if (status == FTU_SHUTDOWN) {
+            PyErr_SetNone(ftu_ShutDown);
+            return NULL;
+        }
+        /* FTU_TIMEOUT: another consumer took it first */
+    }
 }
 
 static PyObject *ConcurrentQueue_shutdown(PyObject *op, PyObject *args, PyObject *kwargs) {

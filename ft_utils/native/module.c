@@ -25,7 +25,10 @@ PyObject *ftu_reduce_atomic(PyObject *op, PyTypeObject *base, PyObject *value) {
         Py_XDECREF(value);
         return NULL;
     }
-    PyObject *result = PyObject_CallMethod(module, "reduce", "OON", op, (PyObject *)base, value);
+    /* Not "N": a call that fails before building its arguments (no memory for the method
+     * name) would not release value. */
+    PyObject *result = PyObject_CallMethod(module, "reduce", "OOO", op, (PyObject *)base, value);
+    Py_DECREF(value);
     return result;
 }
 
@@ -47,6 +50,20 @@ PyObject *ftu_parse_state(PyObject *state, const char *type_name, PyObject **att
     *attributes = PyTuple_GET_ITEM(state, 1);
     return PyTuple_GET_ITEM(state, 0);
 }
+
+/* The reprs in progress on this thread, innermost first (see native.h). */
+static _Thread_local ftu_repr_entry *repr_innermost;
+
+int ftu_repr_enter(ftu_repr_entry *entry, PyObject *op) {
+    for (ftu_repr_entry *e = repr_innermost; e != NULL; e = e->outer)
+        if (e->op == op) return 1;
+    entry->op = op;
+    entry->outer = repr_innermost;
+    repr_innermost = entry;
+    return 0;
+}
+
+void ftu_repr_leave(ftu_repr_entry *entry) { repr_innermost = entry->outer; }
 
 int ftu_add_type(PyObject *module, PyTypeObject *type) {
     if (PyType_Ready(type) < 0) return -1;

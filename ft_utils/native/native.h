@@ -172,6 +172,21 @@ PyObject *ftu_reduce_atomic(PyObject *op, PyTypeObject *base, PyObject *value);
 PyObject *ftu_parse_state(PyObject *state, const char *type_name, PyObject **attributes);
 int ftu_set_attributes(PyObject *op, PyObject *attributes);
 
+/* A guard against endless recursion in a repr, for the types whose repr shows what they
+ * hold (module.c): ftu_repr_enter returns 1 if this thread is already making op's repr
+ * (show it as "..."), else 0, having pushed entry (on the caller's stack), which
+ * ftu_repr_leave pops. Not Py_ReprEnter / Py_ReprLeave: nested around the repr of a
+ * container that uses them too, leaving shrinks the thread's list of entries, which can
+ * fail for want of memory, and Py_ReprLeave (which cannot fail) then leaves the entries
+ * there: the objects leak, and their repr is "..." for ever. Entering and leaving here
+ * allocates nothing. */
+typedef struct ftu_repr_entry {
+    PyObject *op;
+    struct ftu_repr_entry *outer;
+} ftu_repr_entry;
+int ftu_repr_enter(ftu_repr_entry *entry, PyObject *op);
+void ftu_repr_leave(ftu_repr_entry *entry);
+
 /* Shared helpers (module.c): ready type and add it to module under its short name; the
  * name of a type without its module, for reprs. */
 int ftu_add_type(PyObject *module, PyTypeObject *type);

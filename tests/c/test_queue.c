@@ -51,6 +51,51 @@ static void test_fifo_and_size(int flags) {
     ftu_queue_free(q);
 }
 
+static void count_hold(uint64_t word, void *arg) {
+    uint64_t *held = arg;
+    held[0]++;
+    held[1] = word;
+}
+
+/* peek reads the head without taking it (calling hold with it); pop_if takes the head
+ * only if it is the word given, with what a pop does (free places, state). */
+static void test_peek_and_pop_if(void) {
+    ftu_queue *q = ftu_queue_new(2, FTU_QUEUE_TASKS);
+    uint64_t w = 99, held[2] = {0, 0};
+    CHECK(ftu_queue_peek(q, &w, count_hold, held) == FTU_TIMEOUT && held[0] == 0, "peek on empty");
+    CHECK(ftu_queue_pop_if(q, 0) == FTU_TIMEOUT, "pop_if on empty");
+    CHECK(ftu_queue_push(q, 1, FTU_NO_WAIT) == FTU_OK && ftu_queue_push(q, 2, FTU_NO_WAIT) == FTU_OK, "push");
+    CHECK(ftu_queue_peek(q, &w, count_hold, held) == FTU_OK && w == 1, "peek gives the head");
+    CHECK(held[0] == 1 && held[1] == 1, "hold called once, with the head");
+    CHECK(ftu_queue_size(q) == 2, "peek took nothing");
+    CHECK(ftu_queue_pop_if(q, 2) == FTU_TIMEOUT && ftu_queue_size(q) == 2, "pop_if of another word takes nothing");
+    CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_TIMEOUT, "full");
+    CHECK(ftu_queue_pop_if(q, 1) == FTU_OK && ftu_queue_size(q) == 1, "pop_if of the head takes it");
+    CHECK(ftu_queue_push(q, 3, FTU_NO_WAIT) == FTU_OK, "its place is free again");
+    CHECK(ftu_queue_unfinished(q) == 3, "tasks counted as for pop");
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_OK && w == 2, "shut down: what is left can still be peeked");
+    CHECK(ftu_queue_pop_if(q, 2) == FTU_OK, "and taken");
+    CHECK(ftu_queue_pop_if(q, 2) == FTU_TIMEOUT, "not twice");
+    ftu_queue_shutdown(q, 1);
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_SHUTDOWN, "shut down immediately: peek fails");
+    CHECK(ftu_queue_pop_if(q, 3) == FTU_SHUTDOWN, "and pop_if");
+    CHECK(ftu_queue_drain(q, &w) == FTU_OK && w == 3, "the leftover is drained");
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_SHUTDOWN, "shut down and empty");
+    ftu_queue_free(q);
+    /* across segments */
+    q = ftu_queue_new(0, 0);
+    for (uint64_t i = 0; i < 3000; i++) ftu_queue_push(q, i, FTU_NO_WAIT);
+    int in_order = 1;
+    for (uint64_t i = 0; i < 3000; i++)
+        if (ftu_queue_peek(q, &w, NULL, NULL) != FTU_OK || w != i || ftu_queue_pop_if(q, i) != FTU_OK) in_order = 0;
+    CHECK(in_order && ftu_queue_size(q) == 0, "peek and pop_if in FIFO order across segments");
+    ftu_queue_shutdown(q, 0);
+    CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_SHUTDOWN && ftu_queue_pop_if(q, 0) == FTU_SHUTDOWN,
+          "shut down and empty");
+    ftu_queue_free(q);
+}
+
 static void test_capacity(void) {
     ftu_queue *q = ftu_queue_new(3, 0);
     uint64_t w;
@@ -213,6 +258,29 @@ static int pop_split(ftu_queue *q, uint64_t *word, int64_t deadline) {
     }
 }
 
+/* A pop the way pop_local does it: peek (nothing taken), prepare, then take the head
+ * only if it is still the word peeked; another consumer may have been first: look again. */
+static int peek_and_take(ftu_queue *q, uint64_t *word) {
+    for (;;) {
+        int result = ftu_queue_peek(q, word, NULL, NULL);
+        if (result != FTU_OK) return result;
+        result = ftu_queue_pop_if(q, *word);
+        if (result != FTU_TIMEOUT) return result;
+    }
+}
+
+static int pop_peeked(ftu_queue *q, uint64_t *word, int64_t deadline) {
+    for (;;) {
+        int result = peek_and_take(q, word);
+        if (result != FTU_TIMEOUT || deadline == FTU_NO_WAIT) return result;
+        int waited = ftu_queue_wait_pop(q, deadline);
+        if (waited != FTU_OK) {
+            result = peek_and_take(q, word); /* a word may have come as it ended */
+            return result == FTU_TIMEOUT ? waited : result;
+        }
+    }
+}
+
 static void *consumer(void *arg) {
     struct worker *w = arg;
     struct mpmc *t = w->t;
@@ -224,7 +292,9 @@ static void *consumer(void *arg) {
     for (;;) {
         uint64_t word;
         int64_t deadline = t->timeout_ms ? ftu_monotonic_ns() + t->timeout_ms * MS : FTU_WAIT_FOREVER;
-        int result = t->split ? pop_split(t->q, &word, deadline) : ftu_queue_pop(t->q, &word, deadline);
+        int result = t->split == 2   ? pop_peeked(t->q, &word, deadline)
+                     : t->split ? pop_split(t->q, &word, deadline)
+                                : ftu_queue_pop(t->q, &word, deadline);
         if (result == FTU_SHUTDOWN) break;
         if (result == FTU_TIMEOUT) {
             timeouts++;
@@ -555,11 +625,13 @@ static void test_gather_threads(void) {
 
 static void *fail_later(void *arg);
 
-/* One pass over keys 0..max shared by several threads, the way the Python bindings do it:
- * the next key lives in a cell; a thread takes it under a lock (so a non-clearing reader
- * could take its own reference safely), moves the cell on and notifies; a thread that
- * finds the key missing waits on the cell. Every key must go to exactly one thread, and
- * every thread must stop at the end (none left waiting for a key past max). */
+/* One pass over keys 0..max shared by several threads, the two ways the Python bindings
+ * do it: the next key lives in a cell; a thread either takes it under a lock of its own
+ * (so a non-clearing reader could take its own reference safely), moves the cell on and
+ * notifies (native), or looks at it, then takes it and moves the cell in one step,
+ * ftu_gather_advance (cffi: lock_free); a thread that finds the key missing waits on the
+ * cell. Every key must go to exactly one thread, and every thread must stop at the end
+ * (none left waiting for a key past max). */
 #define PASS_THREADS 6
 #define PASS_KEYS 20000
 
@@ -569,6 +641,7 @@ struct shared_pass {
     int64_t next_key; /* the cell */
     int64_t max_key;
     int clear;
+    int lock_free;
     pthread_mutex_t lock;
     _Atomic int got[PASS_KEYS];
     _Atomic int finished;
@@ -577,6 +650,24 @@ struct shared_pass {
 static void *pass_reader(void *arg) {
     struct shared_pass *p = arg;
     for (;;) {
+        if (p->lock_free) {
+            int64_t key = ftu_i64_load(&p->next_key);
+            if (key > p->max_key) break;
+            uint64_t word;
+            int status = ftu_gather_take(p->g, key, 0, &word, FTU_NO_WAIT);
+            if (status == FTU_OK) status = ftu_gather_advance(p->g, &p->next_key, key, word, p->clear);
+            if (status == FTU_OK) {
+                if (word == (uint64_t)key * 3) atomic_fetch_add(&p->got[key], 1);
+                continue;
+            }
+            if (status == FTU_FAILED) break;
+            if (ftu_i64_load(&p->next_key) != key) continue; /* another thread took it */
+            if (ftu_gather_wait(p->g, &p->next_key, p->max_key, ftu_monotonic_ns() + 3000 * MS) == FTU_TIMEOUT) {
+                atomic_fetch_add(&p->stuck, 1);
+                break;
+            }
+            continue;
+        }
         pthread_mutex_lock(&p->lock);
         int64_t key = ftu_i64_load(&p->next_key);
         if (key > p->max_key) {
@@ -622,13 +713,14 @@ static void *insert_shuffled(void *arg) {
 
 /* The last key taken while another thread is on its way to wait: that thread must not
  * wait for max_key + 1 (which no one inserts) once it reads the moved cell. */
-static void test_gather_shared_pass_last_key(void) {
+static void test_gather_shared_pass_last_key(int lock_free) {
     int stuck = 0, wrong = 0;
     for (int round = 0; round < 3000 && stuck == 0; round++) {
         struct shared_pass *p = calloc(1, sizeof(struct shared_pass));
         p->g = ftu_gather_new();
         p->max_key = 0;
         p->clear = 1;
+        p->lock_free = lock_free;
         pthread_mutex_init(&p->lock, NULL);
         pthread_t readers[PASS_THREADS];
         for (int i = 0; i < PASS_THREADS; i++) pthread_create(&readers[i], NULL, pass_reader, p);
@@ -640,15 +732,16 @@ static void test_gather_shared_pass_last_key(void) {
         pthread_mutex_destroy(&p->lock);
         free(p);
     }
-    CHECK(stuck == 0, "shared pass: %d readers waited past the last key", stuck);
-    CHECK(wrong == 0, "shared pass: the one key not taken exactly once in %d rounds", wrong);
+    CHECK(stuck == 0, "shared pass (lock_free %d): %d readers waited past the last key", lock_free, stuck);
+    CHECK(wrong == 0, "shared pass (lock_free %d): the one key not taken exactly once in %d rounds", lock_free, wrong);
 }
 
-static void test_gather_shared_pass(int clear, int inserted_first) {
+static void test_gather_shared_pass(int clear, int inserted_first, int lock_free) {
     struct shared_pass *p = calloc(1, sizeof(struct shared_pass));
     p->g = ftu_gather_new();
     p->max_key = PASS_KEYS - 1;
     p->clear = clear;
+    p->lock_free = lock_free;
     pthread_mutex_init(&p->lock, NULL);
     pthread_t inserter_thread, readers[PASS_THREADS];
     if (inserted_first) insert_shuffled(p);
@@ -658,13 +751,35 @@ static void test_gather_shared_pass(int clear, int inserted_first) {
     for (int i = 0; i < PASS_THREADS; i++) pthread_join(readers[i], NULL);
     int wrong = 0;
     for (int k = 0; k < PASS_KEYS; k++) wrong += atomic_load(&p->got[k]) != 1;
-    CHECK(wrong == 0, "shared pass (clear %d, inserted first %d): %d keys not taken exactly once", clear,
-          inserted_first, wrong);
+    CHECK(wrong == 0, "shared pass (clear %d, inserted first %d, lock_free %d): %d keys not taken exactly once",
+          clear, inserted_first, lock_free, wrong);
     CHECK(atomic_load(&p->finished) == PASS_THREADS, "every reader stopped at the end");
     CHECK(ftu_gather_size(p->g) == (clear ? 0 : PASS_KEYS), "size after the pass");
     ftu_gather_free(p->g);
     pthread_mutex_destroy(&p->lock);
     free(p);
+}
+
+/* ftu_gather_advance alone: it takes only the key the cell holds, with the word looked
+ * at, and moves the cell; anything else changes nothing. */
+static void test_gather_advance(void) {
+    for (int clear = 0; clear <= 1; clear++) {
+        ftu_gather *g = ftu_gather_new();
+        int64_t cell = 0;
+        uint64_t word;
+        ftu_gather_insert(g, 0, 100);
+        ftu_gather_insert(g, 1, 101);
+        CHECK(ftu_gather_advance(g, &cell, 0, 999, clear) == FTU_TIMEOUT && cell == 0, "advance: another word");
+        CHECK(ftu_gather_advance(g, &cell, 1, 101, clear) == FTU_TIMEOUT && cell == 0, "advance: not the cell's key");
+        CHECK(ftu_gather_advance(g, &cell, 0, 100, clear) == FTU_OK && cell == 1, "advance: moves the cell");
+        CHECK(ftu_gather_size(g) == (clear ? 1 : 2), "advance: clears only if asked");
+        CHECK((ftu_gather_take(g, 0, 0, &word, FTU_NO_WAIT) == FTU_OK) == !clear, "advance: key 0 kept iff not clear");
+        CHECK(ftu_gather_advance(g, &cell, 0, 100, clear) == FTU_TIMEOUT && cell == 1, "advance: twice");
+        CHECK(ftu_gather_advance(g, &cell, 2, 102, clear) == FTU_TIMEOUT && cell == 1, "advance: a key not there");
+        ftu_gather_fail(g);
+        CHECK(ftu_gather_advance(g, &cell, 1, 101, clear) == FTU_FAILED && cell == 1, "advance: failed gatherer");
+        ftu_gather_free(g);
+    }
 }
 
 /* ftu_gather_wait: wakes when the key arrives, when the cell moves, and on failure. */
@@ -818,6 +933,7 @@ int main(void) {
     test_fifo_and_size(FTU_QUEUE_SPIN);
     test_fifo_and_size(FTU_QUEUE_PREFETCH); /* words that are not addresses: only a hint */
     test_capacity();
+    test_peek_and_pop_if();
     test_set_capacity_needs_counting();
     test_wait_pop(0);
     test_wait_pop(FTU_QUEUE_SPIN);
@@ -834,7 +950,7 @@ int main(void) {
     test_retired_segments_bounded(FTU_QUEUE_SPIN);
     int modes[] = {0, FTU_QUEUE_SPIN, FTU_QUEUE_PREFETCH | FTU_QUEUE_SPIN};
     for (int m = 0; m < 3; m++) {
-        for (int split = 0; split <= 1; split++) {
+        for (int split = 0; split <= 2; split++) {
             test_mpmc(0, modes[m], 0, split);
             test_mpmc(8, modes[m], 0, split);
             test_mpmc(0, modes[m] | FTU_QUEUE_TASKS, 1, split); /* consumers time out all the time */
@@ -847,11 +963,14 @@ int main(void) {
     test_gather_threads();
     test_gather_wait();
     test_gather_drain_all();
-    test_gather_shared_pass_last_key();
-    for (int clear = 0; clear <= 1; clear++) {
-        test_gather_shared_pass(clear, 0);
-        test_gather_shared_pass(clear, 1);
+    for (int lock_free = 0; lock_free <= 1; lock_free++) {
+        test_gather_shared_pass_last_key(lock_free);
+        for (int clear = 0; clear <= 1; clear++) {
+            test_gather_shared_pass(clear, 0, lock_free);
+            test_gather_shared_pass(clear, 1, lock_free);
+        }
     }
+    test_gather_advance();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
