@@ -84,22 +84,20 @@ class ObjectQueue:
             if not ticket:
                 return MISSING
             ticket_args = (ticket,)
-            if prepare is None:
-                # nothing to prepare: the object comes straight out of the dict (holding
-                # it meanwhile would keep alive one an immediate shutdown releases)
-                value = next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING)
-                if value is not MISSING:
-                    return value
-                continue  # taken by another consumer meanwhile
-            value = objects.get(ticket, MISSING)
-            if value is MISSING:
-                continue  # taken by another consumer meanwhile
-            result = prepare(value)
+            if prepare is not None:
+                value = objects.get(ticket, MISSING)
+                if value is MISSING:
+                    continue  # taken by another consumer meanwhile
+                result = prepare(value)
+                del value
+            # With nothing to prepare the object comes straight out of the dict (holding it
+            # meanwhile would keep alive one an immediate shutdown releases).
             # compress, not filter with a functools.partial: PyPy's partial is Python code,
             # where a signal handler can run between the take and the dict's pop
-            if next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING) \
-                    is not MISSING:
-                return result
+            taken = next(map(objects.pop, compress(ticket_args, map(_take_if, queue_args, ticket_args))), MISSING)
+            if taken is not MISSING:
+                return taken if prepare is None else result
+            # else taken by another consumer meanwhile: look again
 
     def pop(self, deadline_ns, prepare=None):
         """The head object (prepare(it), if given), waiting until the deadline; Empty or
