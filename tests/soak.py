@@ -1110,6 +1110,14 @@ def check_round(soak, s, mixers, prize):
 
 # ---- the main thread, interrupted ------------------------------------------------------
 
+def in_import_machinery(frame):
+    while frame is not None:
+        if "importlib" in frame.f_code.co_filename and "_bootstrap" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class MainThread:
     """The main thread's own lifecycles, under SIGINT from a helper thread.
 
@@ -1136,6 +1144,7 @@ class MainThread:
         self.raised = 0
         self.caught = 0
         self.landed_outside = 0
+        self.in_import_machinery = 0
         self.counter = AtomicInt64(0)
         self.counter_tally = 0
         self.counter_maybe = 0
@@ -1143,6 +1152,14 @@ class MainThread:
         self.ops = Counter()
 
     def on_sigint(self, signum, frame):
+        if self.armed and in_import_machinery(frame):
+            # The collector ran a weakref callback of importlib inside our operation. Its
+            # `_imp.acquire_lock()` comes right before a `try:`, so an exception raised
+            # between them leaves the global import lock held, and every later import in
+            # another thread hangs (seen on PyPy 3.9, which runs such callbacks at any
+            # collection). That is the interpreter's hazard, not ours: stay armed.
+            self.in_import_machinery += 1
+            return
         if self.armed:
             self.armed = False
             self.raised += 1
@@ -1573,8 +1590,9 @@ def main():
     if not args.no_interrupts:
         interrupter_thread.join()
     signal.signal(signal.SIGINT, old_handler)
+    deadline = time.monotonic() + args.hang + 30  # the monitor reports a hang before that
     for t in drivers:
-        t.join(args.hang + 30)
+        t.join(max(0.0, deadline - time.monotonic()))
     still = [t.name for t in drivers if t.is_alive()]
     if still:
         soak.failures.append(f"arena drivers still running {args.hang + 30:.0f} s after the end: {still}")
@@ -1603,7 +1621,8 @@ def main():
     print(f"  main thread: {sent[0]:,} SIGINT sent; {main_thread.raised:,} KeyboardInterrupts raised inside its "
           f"operations, {main_thread.caught:,} caught there"
           f"{f' ({swallowed} raised in a weakref callback or finalizer the collector ran, where the interpreter ignores them)' if swallowed else ''}"
-          f", {main_thread.landed_outside:,} SIGINTs landed between operations; "
+          f", {main_thread.landed_outside:,} SIGINTs landed between operations"
+          f"{f', {main_thread.in_import_machinery:,} in the import machinery (not raised)' if main_thread.in_import_machinery else ''}; "
           + ", ".join(f"{key} {n:,}" for key, n in sorted(soak.notes.items())))
     rss_status = "not measured (no /proc/self/statm)"
     if rss_end is not None and rss["start"] is None:

@@ -17,10 +17,18 @@ CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(ft_utils.__file__)))
 
 
 def run_soak(backend_name, *args):
+    """The soak's exit code, stdout and stderr. With --hang 20 a stuck soak reports the hang
+    and every thread's traceback itself (exit 3) well before the timeout here; should even
+    that fail, the timeout's message carries what the soak printed so far."""
     env = dict(os.environ, FT_UTILS_BACKEND=backend_name)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (CHECKOUT, os.environ.get("PYTHONPATH")) if p)
-    result = subprocess.run([sys.executable, "-X", "faulthandler", SOAK, "--progress", "0", "--threads", "8", *args],
-                            capture_output=True, text=True, env=env, timeout=100)
+    command = [sys.executable, "-X", "faulthandler", SOAK, "--progress", "0", "--threads", "8", "--hang", "20", *args]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=100)
+    except subprocess.TimeoutExpired as exc:
+        def text(b):
+            return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+        pytest.fail(f"the soak ran 100 s: {command}\nstdout:\n{text(exc.stdout)}\nstderr:\n{text(exc.stderr)}")
     return result.returncode, result.stdout, result.stderr
 
 
