@@ -101,6 +101,8 @@ intptr_t ftu_word_fetch_xor(intptr_t *cell, intptr_t operand);
 #define FTU_DUPLICATE 10  /* the key is already present */
 #define FTU_FAILED 11     /* the gatherer was marked failed */
 #define FTU_UNSUPPORTED 12 /* the object was not created with what this call needs */
+#define FTU_RETRY 13       /* the map changed since the caller looked: look again */
+#define FTU_MISMATCH 14    /* the entry holds another value than expected; nothing changed */
 
 #define FTU_WAIT_FOREVER -1
 #define FTU_NO_WAIT 0
@@ -235,6 +237,86 @@ int ftu_gather_visit(ftu_gather *g, int (*visit)(uint64_t word, void *arg), void
 /* Removes and returns any one entry: FTU_OK or FTU_TIMEOUT (empty). Draining n entries
  * one call at a time costs O(table size + n) in all. */
 int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word);
+
+/* ---- map: a concurrent hash table of words ------------------------------------------
+ * Entries are (hash, key word, value word). The core never compares keys: a lookup hands
+ * back every entry with the full 64-bit hash asked for, and the caller decides which key
+ * is equal to its own (a binding: identity first, then ==). Writes then name the entry
+ * by its key word, so an equality test done outside the map stays valid: if the entry
+ * is gone when the write comes, the write changes nothing and says FTU_RETRY.
+ *
+ * Readers take no lock. Writers lock one stripe of the table (by hash); the table grows
+ * and shrinks while readers and writers go on. Memory is reclaimed by epochs: a word that
+ * a write replaces or removes is not handed back for release while a reader can still
+ * see it. A reader that must take a reference to a word it read (a binding: an
+ * incref) pins itself around the lookup and the taking with ftu_map_enter/ftu_map_leave.
+ * Each write fills a ftu_map_release with the words that have become safe to release
+ * (those of this write at once when no other thread is pinned; otherwise a few writes
+ * later, or by ftu_map_reclaim); the caller releases them after the call.
+ *
+ * Keys and values of an entry stay the caller's business: the map only holds them.
+ * A caller that needs the removed or previous value (pop) stays pinned from before the
+ * write until it has taken its reference to *previous. */
+#define FTU_MAP_RELEASE_MAX 8
+
+typedef struct ftu_map ftu_map;
+typedef struct ftu_map_release {
+    int64_t count;
+    uint64_t words[8];
+} ftu_map_release;
+
+/* size_hint: entries expected; concurrency: threads expected to write at once (sizes the
+ * stripes). NULL if out of memory. */
+ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency);
+/* Frees the map; words still inside or waiting for release are forgotten (drain first).
+ * No other thread may use the map any more. */
+void ftu_map_free(ftu_map *m);
+/* Pins the calling thread (nests): FTU_OK, or FTU_NO_MEMORY (not pinned: do not leave)
+ * if its first pin could not allocate the thread's record. */
+int ftu_map_enter(void);
+void ftu_map_leave(void);
+/* The entries with this hash: writes up to cap of their key and value words, returns how
+ * many there are (call again with more room if that is more than cap), or -1 if out of
+ * memory. *version is what ftu_map_insert needs to add the key if none of them is equal. */
+int64_t ftu_map_lookup(ftu_map *m, uint64_t hash, uint64_t *keys, uint64_t *values, int64_t cap,
+                       uint64_t *version);
+/* Adds an entry if no entry of the hash's stripe was added or removed since the lookup
+ * that gave version: FTU_OK, FTU_RETRY (nothing added: look again) or FTU_NO_MEMORY. */
+int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version,
+                   ftu_map_release *out);
+/* Stores value in the entry of key word `key` (if check, only if it holds `expected`):
+ * FTU_OK (*previous: the value replaced, now waiting for release), FTU_MISMATCH
+ * (*previous: the value it holds), FTU_RETRY (no entry has that key word) or
+ * FTU_NO_MEMORY; nothing changed unless FTU_OK. */
+int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int check, uint64_t expected,
+                    uint64_t *previous, ftu_map_release *out);
+/* Removes the entry of key word `key` (if check, only if it holds `expected`); the same
+ * statuses; on FTU_OK its key and value words wait for release. */
+int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t expected, uint64_t *previous,
+                   ftu_map_release *out);
+/* Hands back words that became safe to release since the writes that retired them:
+ * returns 1 if some are still waiting (readers were pinned), else 0. */
+int ftu_map_reclaim(ftu_map *m, ftu_map_release *out);
+/* Entries (approximately, while writers run; exactly when they are done). */
+int64_t ftu_map_size(ftu_map *m);
+/* Weakly consistent iteration in an order of the hashes that growth does not change:
+ * start with *cursor 0 and *done 0; each call writes up to cap entries (hash, key,
+ * value) and returns how many, moving the cursor, and sets *done at the end. An entry
+ * present from the first call to the last is returned exactly once; one added or removed
+ * meanwhile may or may not be. Entries that share a hash come in one call: if cap is
+ * less than their number n, returns -n (n >= 2) and moves nothing; -1 if out of memory.
+ * Words are as from ftu_map_lookup (pin to take references). */
+int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, uint64_t *keys,
+                     uint64_t *values, int64_t cap);
+/* Calls visit on every key and value word, and on the words waiting for release; stops
+ * at and returns the first non-zero result. Only while no other thread uses the map (a
+ * stop-the-world garbage collector), as it takes no lock. */
+int ftu_map_visit(ftu_map *m, int (*visit)(uint64_t word, void *arg), void *arg);
+/* Takes words out for release when no other thread uses the map any more (before
+ * ftu_map_free, or to empty it at once): the key and value words of the entries (which
+ * it removes) and the words waiting for release, up to cap (at least 2); returns how many
+ * it wrote, 0 when nothing is left. */
+int64_t ftu_map_drain(ftu_map *m, uint64_t *words, int64_t cap);
 
 /* ---- testing aid ---------------------------------------------------------------------- */
 

@@ -1,6 +1,8 @@
 /* The list of live queues and gatherers, and the fork handlers (see ftu_fork.h). */
 #include "ftu_fork.h"
 
+#include "ftu_epoch.h"
+
 #include <pthread.h>
 #include <stddef.h>
 
@@ -24,14 +26,17 @@ static void after_fork_parent(void) {
 
 static void after_fork_child(void) {
     ftu_wait_after_fork_child();
+    ftu_epoch_after_fork_child();
     for (struct ftu_fork_node *n = tracked.next; n != &tracked; n = n->next) n->ops->unlock_child(n);
     pthread_mutex_unlock(&tracked_mutex); /* taken by this very thread before the fork */
 }
 
 static void install_handlers(void) { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
 
+void ftu_fork_install(void) { pthread_once(&handlers_once, install_handlers); }
+
 void ftu_fork_track(struct ftu_fork_node *node, const struct ftu_fork_ops *ops) {
-    pthread_once(&handlers_once, install_handlers);
+    ftu_fork_install();
     node->ops = ops;
     pthread_mutex_lock(&tracked_mutex);
     node->prev = &tracked;

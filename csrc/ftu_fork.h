@@ -29,6 +29,8 @@ struct ftu_fork_node {
 };
 
 /* Puts node on the list (until ftu_fork_forget); installs the handlers on first use. */
+/* Installs the fork handlers (once; ftu_fork_track does it too). */
+void ftu_fork_install(void);
 void ftu_fork_track(struct ftu_fork_node *node, const struct ftu_fork_ops *ops);
 /* Takes node off the list; before the object is freed. */
 void ftu_fork_forget(struct ftu_fork_node *node);

@@ -1,0 +1,560 @@
+/*
+ * A concurrent hash table of words (see ftu.h, "map").
+ *
+ * Layout. Every entry is a node {mixed hash, key word, value word, next}; a table is an
+ * array of 2**bits chains, and a hash's chain is the top `bits` bits of the mixed hash
+ * (the hash times an odd constant: a bijection that spreads small integers over the top
+ * bits). Writers lock a stripe: the top `sbits` bits of the mixed hash, so a stripe owns
+ * a fixed, contiguous run of chains whatever the table's size, and writers of different
+ * stripes never touch the same chain. A stripe also keeps its count of entries, its
+ * version (bumped by every insert and remove, so that an insert-if-absent can tell that
+ * nothing was added since its caller looked) and its limbo: what it unlinked and may not
+ * free yet.
+ *
+ * Readers lock nothing: they pin an epoch (ftu_epoch.h), load the table and walk the
+ * chain. Writers change a chain with release stores, so a reader sees a node whole; a
+ * node unlinked, a value replaced, a table replaced go to the limbo with their epoch
+ * stamp and are freed (words: handed back to the caller to release) once no reader can
+ * reach them.
+ *
+ * Growth and shrinking take every stripe lock (in order; a writer holds one stripe lock
+ * at a time, never waiting for another while it does), build a new table of copied
+ * nodes, publish it and retire the old one whole. Readers already in the old table see it
+ * as it was when it was replaced, which is the map's state at that moment: no write goes
+ * to a table once it is replaced.
+ *
+ * Iteration (ftu_map_scan) walks in the order of the mixed hash, which does not depend
+ * on the table's size: a cursor is a mixed hash, so growth and shrinking between two
+ * calls neither repeat nor skip an entry that stays in the map.
+ */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ftu.h"
+#include "ftu_epoch.h"
+#include "ftu_fork.h"
+#include "ftu_memory.h"
+#include "ftu_wait.h"
+
+#define MIX UINT64_C(0x9E3779B97F4A7C15)
+#define UNMIX UINT64_C(0xF1DE83E19937733D) /* MIX * UNMIX == 1 modulo 2**64 */
+#define RECLAIM_BATCH 4                     /* limbo items a stripe gathers before it scans */
+#define MAX_BITS 58
+
+typedef struct map_node {
+    _Atomic(struct map_node *) next;
+    uint64_t mixed; /* never changes */
+    _Atomic uint64_t key;
+    _Atomic uint64_t value;
+} map_node;
+
+typedef struct map_table {
+    int bits;
+    uint64_t size;
+    _Atomic(map_node *) chains[];
+} map_table;
+
+enum { LIMBO_WORD, LIMBO_NODE, LIMBO_TABLE };
+
+typedef struct limbo_item {
+    uint64_t item; /* a word, or the address of a node or a table */
+    uint64_t stamp;
+    int kind;
+} limbo_item;
+
+typedef struct map_stripe {
+    _Alignas(64) ftu_spinlock lock;
+    _Atomic uint64_t version;
+    _Atomic int64_t count;
+    limbo_item *limbo; /* under the lock */
+    int64_t limbo_len, limbo_cap;
+} map_stripe;
+
+struct ftu_map {
+    _Atomic(map_table *) table;
+    map_stripe *stripes;
+    int sbits;
+    int min_bits;
+    struct ftu_fork_node fork;
+};
+
+#ifdef FTU_TEST_HOOKS
+/* C tests only: called by a lookup between loading a node and reading it, to hold the
+ * reader there (tests/c/test_map.c); FTU_TEST_NO_RECLAIM frees at once instead of
+ * waiting for readers, to show that the tests catch it. */
+void (*ftu_test_map_hook)(void);
+#define MAP_HOOK()                                               \
+    do {                                                         \
+        if (ftu_test_map_hook != NULL) ftu_test_map_hook();      \
+    } while (0)
+#else
+#define MAP_HOOK() ((void)0)
+#endif
+
+static inline uint64_t mix(uint64_t hash) { return hash * MIX; }
+static inline uint64_t stripe_index(const ftu_map *m, uint64_t mixed) {
+    return m->sbits == 0 ? 0 : mixed >> (64 - m->sbits);
+}
+static inline map_stripe *stripe_of(ftu_map *m, uint64_t mixed) { return &m->stripes[stripe_index(m, mixed)]; }
+static inline uint64_t nstripes(const ftu_map *m) { return UINT64_C(1) << m->sbits; }
+static inline _Atomic(map_node *) *chain_of(map_table *t, uint64_t mixed) {
+    return &t->chains[mixed >> (64 - t->bits)];
+}
+static inline map_table *load_table(ftu_map *m) { return atomic_load_explicit(&m->table, memory_order_acquire); }
+static inline map_node *load_next(map_node *n) { return atomic_load_explicit(&n->next, memory_order_acquire); }
+
+static map_table *table_new(int bits) {
+    map_table *t = ftu_calloc(1, sizeof(map_table) + (sizeof(map_node *) << bits));
+    if (t == NULL) return NULL;
+    t->bits = bits;
+    t->size = UINT64_C(1) << bits;
+    return t;
+}
+
+/* Frees a table and the nodes in its chains (not the words: they live on elsewhere). */
+static void table_free(map_table *t) {
+    for (uint64_t i = 0; i < t->size; i++) {
+        map_node *n = atomic_load_explicit(&t->chains[i], memory_order_relaxed);
+        while (n != NULL) {
+            map_node *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+            free(n);
+            n = next;
+        }
+    }
+    free(t);
+}
+
+/* ---- locks and fork ---------------------------------------------------------------- */
+
+static void lock_all(ftu_map *m) {
+    for (uint64_t i = 0; i < nstripes(m); i++) ftu_spinlock_lock(&m->stripes[i].lock);
+}
+static void unlock_all(ftu_map *m) {
+    for (uint64_t i = nstripes(m); i-- > 0;) ftu_spinlock_unlock(&m->stripes[i].lock);
+}
+static ftu_map *map_of_node(struct ftu_fork_node *node) {
+    return (ftu_map *)((char *)node - offsetof(ftu_map, fork));
+}
+static void map_lock_for_fork(struct ftu_fork_node *node) { lock_all(map_of_node(node)); }
+static void map_unlock_after_fork(struct ftu_fork_node *node) { unlock_all(map_of_node(node)); }
+static const struct ftu_fork_ops map_fork_ops = {map_lock_for_fork, map_unlock_after_fork, map_unlock_after_fork};
+
+/* ---- limbo --------------------------------------------------------------------------- */
+
+/* Room for `more` limbo items: 0 if it cannot be made (nothing changed). Under the lock. */
+static int limbo_reserve(map_stripe *s, int64_t more) {
+    if (s->limbo_len + more <= s->limbo_cap) return 1;
+    int64_t cap = s->limbo_cap ? s->limbo_cap * 2 : 8;
+    while (cap < s->limbo_len + more) cap *= 2;
+    limbo_item *grown = ftu_allocation_fails() ? NULL : realloc(s->limbo, (size_t)cap * sizeof(limbo_item));
+    if (grown == NULL) return 0;
+    s->limbo = grown;
+    s->limbo_cap = cap;
+    return 1;
+}
+
+/* Adds to the reserved room. Under the lock. */
+static void limbo_add(map_stripe *s, uint64_t item, int kind, uint64_t stamp) {
+    s->limbo[s->limbo_len++] = (limbo_item){item, stamp, kind};
+}
+
+/* Frees what is safe to free and hands the safe words to `out` (as many as it holds).
+ * Under the lock; the calling thread holds no pointer into the map. */
+static void limbo_reclaim(map_stripe *s, ftu_map_release *out, int force) {
+    if (s->limbo_len == 0) return;
+    ftu_epoch_view view = {0, 0};
+    if (!force) {
+        view = ftu_epoch_scan();
+#ifdef FTU_TEST_NO_RECLAIM
+        view.others_pinned = 0;
+#endif
+    }
+    int64_t kept = 0;
+    for (int64_t i = 0; i < s->limbo_len; i++) {
+        limbo_item it = s->limbo[i];
+        int safe = force || ftu_epoch_safe(view, it.stamp);
+        if (safe && it.kind == LIMBO_WORD) {
+            if (out == NULL || out->count >= FTU_MAP_RELEASE_MAX) {
+                safe = 0;
+            } else {
+                out->words[out->count++] = it.item;
+            }
+        } else if (safe && it.kind == LIMBO_NODE) {
+            free((void *)(uintptr_t)it.item);
+        } else if (safe) {
+            table_free((map_table *)(uintptr_t)it.item);
+        }
+        if (!safe) s->limbo[kept++] = it;
+    }
+    s->limbo_len = kept;
+}
+
+/* After a write: reclaims when the stripe has gathered a few items (a scan reads every
+ * thread's record), or at once when no other thread can be reading. Under the lock. */
+static void maybe_reclaim(map_stripe *s, ftu_map_release *out) {
+    if (s->limbo_len >= RECLAIM_BATCH || (s->limbo_len > 0 && ftu_epoch_alone())) limbo_reclaim(s, out, 0);
+}
+
+/* ---- life ---------------------------------------------------------------------------- */
+
+static int bits_for(int64_t entries) {
+    int bits = 0;
+    while (bits < MAX_BITS && (INT64_C(1) << bits) < entries) bits++;
+    return bits;
+}
+
+ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency) {
+    if (concurrency < 1) concurrency = 1;
+    if (concurrency > 4096) concurrency = 4096;
+    int sbits = bits_for(concurrency * 4);
+    int min_bits = sbits < 3 ? 3 : sbits;
+    int bits = bits_for(size_hint > 0 ? size_hint : 0);
+    if (bits < min_bits) bits = min_bits;
+    ftu_map *m = ftu_calloc(1, sizeof *m);
+    if (m == NULL) return NULL;
+    m->sbits = sbits;
+    m->min_bits = min_bits;
+    m->stripes = ftu_aligned_alloc(64, sizeof(map_stripe) << sbits);
+    map_table *t = table_new(bits);
+    if (m->stripes == NULL || t == NULL) {
+        free(m->stripes);
+        free(t);
+        free(m);
+        return NULL;
+    }
+    memset(m->stripes, 0, sizeof(map_stripe) << sbits);
+    atomic_init(&m->table, t);
+    ftu_fork_track(&m->fork, &map_fork_ops);
+    return m;
+}
+
+void ftu_map_free(ftu_map *m) {
+    if (m == NULL) return;
+    ftu_fork_forget(&m->fork);
+    for (uint64_t i = 0; i < nstripes(m); i++) {
+        limbo_reclaim(&m->stripes[i], NULL, 1); /* frees nodes and tables; words are forgotten */
+        free(m->stripes[i].limbo);
+    }
+    table_free(load_table(m));
+    free(m->stripes);
+    free(m);
+}
+
+/* ---- resizing ------------------------------------------------------------------------ */
+
+static int64_t total_count(ftu_map *m) {
+    int64_t total = 0;
+    for (uint64_t i = 0; i < nstripes(m); i++)
+        total += atomic_load_explicit(&m->stripes[i].count, memory_order_relaxed);
+    return total;
+}
+
+/* Moves the map to a table of 2**bits chains if `still` holds under every lock. Called
+ * holding no lock. A failed allocation leaves the map as it was (resizing is never
+ * needed for correctness, only for speed and memory). */
+static void resize(ftu_map *m, int grow) {
+    lock_all(m);
+    map_table *old = load_table(m);
+    int64_t total = total_count(m);
+    int bits = bits_for(total * 2);
+    if (bits < m->min_bits) bits = m->min_bits;
+    if (grow ? (uint64_t)total <= old->size / 2 || bits <= old->bits
+             : old->bits <= m->min_bits || (uint64_t)total >= old->size / 8 || bits >= old->bits) {
+        unlock_all(m);
+        return;
+    }
+    map_table *t = table_new(bits);
+    if (t == NULL || !limbo_reserve(&m->stripes[0], 1)) goto failed;
+    for (uint64_t i = 0; i < old->size; i++) {
+        for (map_node *n = atomic_load_explicit(&old->chains[i], memory_order_relaxed); n != NULL;
+             n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
+            map_node *copy = ftu_malloc(sizeof *copy);
+            if (copy == NULL) goto failed;
+            copy->mixed = n->mixed;
+            atomic_init(&copy->key, atomic_load_explicit(&n->key, memory_order_relaxed));
+            atomic_init(&copy->value, atomic_load_explicit(&n->value, memory_order_relaxed));
+            _Atomic(map_node *) *chain = chain_of(t, n->mixed);
+            atomic_init(&copy->next, atomic_load_explicit(chain, memory_order_relaxed));
+            atomic_init(chain, copy);
+        }
+    }
+    atomic_store_explicit(&m->table, t, memory_order_release);
+    limbo_add(&m->stripes[0], (uint64_t)(uintptr_t)old, LIMBO_TABLE, ftu_epoch_stamp());
+    unlock_all(m);
+    return;
+failed:
+    if (t != NULL) table_free(t);
+    unlock_all(m);
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+int64_t ftu_map_lookup(ftu_map *m, uint64_t hash, uint64_t *keys, uint64_t *values, int64_t cap,
+                       uint64_t *version) {
+    ftu_epoch_rec *rec = ftu_epoch_enter();
+    if (rec == NULL) return -1;
+    uint64_t mixed = mix(hash);
+    *version = atomic_load_explicit(&stripe_of(m, mixed)->version, memory_order_acquire);
+    int64_t found = 0;
+    for (map_node *n = atomic_load_explicit(chain_of(load_table(m), mixed), memory_order_acquire); n != NULL;
+         n = load_next(n)) {
+        MAP_HOOK();
+        if (n->mixed != mixed) continue;
+        if (found < cap) {
+            keys[found] = atomic_load_explicit(&n->key, memory_order_acquire);
+            values[found] = atomic_load_explicit(&n->value, memory_order_acquire);
+        }
+        found++;
+    }
+    ftu_epoch_leave(rec);
+    return found;
+}
+
+int64_t ftu_map_size(ftu_map *m) { return total_count(m); }
+
+int ftu_map_enter(void) { return ftu_epoch_enter() == NULL ? FTU_NO_MEMORY : FTU_OK; }
+void ftu_map_leave(void) { ftu_epoch_leave(ftu_epoch_mine); }
+
+int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, uint64_t *keys, uint64_t *values,
+                     int64_t cap) {
+    if (*done) return 0;
+    ftu_epoch_rec *rec = ftu_epoch_enter();
+    if (rec == NULL) return -1;
+    map_table *t = load_table(m);
+    uint64_t from = *cursor;
+    int64_t count = 0;
+    for (;;) {
+        /* The smallest mixed hash at or after `from` in from's chain, then its group. */
+        uint64_t chain = from >> (64 - t->bits);
+        int any = 0;
+        uint64_t least = 0;
+        int64_t group = 0;
+        for (map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire); n != NULL;
+             n = load_next(n)) {
+            if (n->mixed < from) continue;
+            if (!any || n->mixed < least) {
+                least = n->mixed;
+                group = 0;
+                any = 1;
+            }
+            if (n->mixed == least) group++;
+        }
+        if (any) {
+            if (count + group > cap) {
+                if (count == 0) count = -group - 1; /* no room for one group: ask for more */
+                break;
+            }
+            for (map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire);
+                 n != NULL && group > 0; n = load_next(n)) {
+                if (n->mixed != least) continue;
+                hashes[count] = least * UNMIX;
+                keys[count] = atomic_load_explicit(&n->key, memory_order_acquire);
+                values[count] = atomic_load_explicit(&n->value, memory_order_acquire);
+                count++;
+                group--;
+            }
+            if (least == UINT64_MAX) {
+                *done = 1;
+                break;
+            }
+            from = least + 1;
+        } else {
+            if (chain + 1 == t->size) {
+                *done = 1;
+                break;
+            }
+            from = (chain + 1) << (64 - t->bits);
+        }
+        if (count == cap) break;
+    }
+    if (count >= 0) *cursor = from;
+    ftu_epoch_leave(rec);
+    return count < -1 ? count + 1 : count;
+}
+
+int ftu_map_visit(ftu_map *m, int (*visit)(uint64_t word, void *arg), void *arg) {
+    map_table *t = load_table(m);
+    for (uint64_t i = 0; i < t->size; i++) {
+        for (map_node *n = atomic_load_explicit(&t->chains[i], memory_order_acquire); n != NULL; n = load_next(n)) {
+            int r = visit(atomic_load_explicit(&n->key, memory_order_relaxed), arg);
+            if (r == 0) r = visit(atomic_load_explicit(&n->value, memory_order_relaxed), arg);
+            if (r != 0) return r;
+        }
+    }
+    for (uint64_t i = 0; i < nstripes(m); i++) {
+        map_stripe *s = &m->stripes[i];
+        for (int64_t j = 0; j < s->limbo_len; j++) {
+            if (s->limbo[j].kind != LIMBO_WORD) continue;
+            int r = visit(s->limbo[j].item, arg);
+            if (r != 0) return r;
+        }
+    }
+    return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+static inline void release_init(ftu_map_release *out) { out->count = 0; }
+
+/* The link that points at the node of `key` in its chain, or NULL. Under the lock. */
+static _Atomic(map_node *) *find_link(map_table *t, uint64_t mixed, uint64_t key) {
+    _Atomic(map_node *) *link = chain_of(t, mixed);
+    for (map_node *n; (n = atomic_load_explicit(link, memory_order_relaxed)) != NULL; link = &n->next)
+        if (n->mixed == mixed && atomic_load_explicit(&n->key, memory_order_relaxed) == key) return link;
+    return NULL;
+}
+
+int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version,
+                   ftu_map_release *out) {
+    release_init(out);
+    uint64_t mixed = mix(hash);
+    map_stripe *s = stripe_of(m, mixed);
+    map_node *node = ftu_malloc(sizeof *node);
+    if (node == NULL) return FTU_NO_MEMORY;
+    node->mixed = mixed;
+    atomic_init(&node->key, key);
+    atomic_init(&node->value, value);
+    ftu_spinlock_lock(&s->lock);
+    if (atomic_load_explicit(&s->version, memory_order_relaxed) != version) {
+        maybe_reclaim(s, out);
+        ftu_spinlock_unlock(&s->lock);
+        free(node);
+        return FTU_RETRY;
+    }
+    map_table *t = load_table(m);
+    _Atomic(map_node *) *chain = chain_of(t, mixed);
+    atomic_init(&node->next, atomic_load_explicit(chain, memory_order_relaxed));
+    atomic_store_explicit(chain, node, memory_order_release);
+    atomic_store_explicit(&s->version, version + 1, memory_order_release);
+    int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed) + 1;
+    atomic_store_explicit(&s->count, count, memory_order_relaxed);
+    maybe_reclaim(s, out);
+    uint64_t size = t->size; /* t may be freed once the lock is let go */
+    int grow = (uint64_t)count > 2 * (size >> m->sbits) && t->bits < MAX_BITS;
+    ftu_spinlock_unlock(&s->lock);
+    if (grow && (uint64_t)total_count(m) > size / 2) resize(m, 1);
+    return FTU_OK;
+}
+
+int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int check, uint64_t expected,
+                    uint64_t *previous, ftu_map_release *out) {
+    release_init(out);
+    uint64_t mixed = mix(hash);
+    map_stripe *s = stripe_of(m, mixed);
+    int status = FTU_OK;
+    ftu_spinlock_lock(&s->lock);
+    _Atomic(map_node *) *link = find_link(load_table(m), mixed, key);
+    if (link == NULL) {
+        status = FTU_RETRY;
+    } else {
+        map_node *n = atomic_load_explicit(link, memory_order_relaxed);
+        uint64_t current = atomic_load_explicit(&n->value, memory_order_relaxed);
+        *previous = current;
+        if (check && current != expected) {
+            status = FTU_MISMATCH;
+        } else if (!limbo_reserve(s, 1)) {
+            status = FTU_NO_MEMORY;
+        } else {
+            atomic_store_explicit(&n->value, value, memory_order_release);
+            limbo_add(s, current, LIMBO_WORD, ftu_epoch_stamp());
+        }
+    }
+    maybe_reclaim(s, out);
+    ftu_spinlock_unlock(&s->lock);
+    return status;
+}
+
+int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t expected, uint64_t *previous,
+                   ftu_map_release *out) {
+    release_init(out);
+    uint64_t mixed = mix(hash);
+    map_stripe *s = stripe_of(m, mixed);
+    int status = FTU_OK;
+    int shrink = 0;
+    ftu_spinlock_lock(&s->lock);
+    map_table *t = load_table(m);
+    uint64_t size = t->size; /* t may be freed once the lock is let go */
+    _Atomic(map_node *) *link = find_link(t, mixed, key);
+    if (link == NULL) {
+        status = FTU_RETRY;
+    } else {
+        map_node *n = atomic_load_explicit(link, memory_order_relaxed);
+        uint64_t current = atomic_load_explicit(&n->value, memory_order_relaxed);
+        *previous = current;
+        if (check && current != expected) {
+            status = FTU_MISMATCH;
+        } else if (!limbo_reserve(s, 3)) {
+            status = FTU_NO_MEMORY;
+        } else {
+            atomic_store_explicit(link, atomic_load_explicit(&n->next, memory_order_relaxed), memory_order_release);
+            atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
+                                  memory_order_release);
+            int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
+            atomic_store_explicit(&s->count, count, memory_order_relaxed);
+            uint64_t stamp = ftu_epoch_stamp();
+            limbo_add(s, (uint64_t)(uintptr_t)n, LIMBO_NODE, stamp);
+            limbo_add(s, key, LIMBO_WORD, stamp);
+            limbo_add(s, current, LIMBO_WORD, stamp);
+            shrink = t->bits > m->min_bits && (uint64_t)count < (t->size >> m->sbits) / 8;
+        }
+    }
+    maybe_reclaim(s, out);
+    ftu_spinlock_unlock(&s->lock);
+    if (shrink && (uint64_t)total_count(m) < size / 8) resize(m, 0);
+    return status;
+}
+
+int ftu_map_reclaim(ftu_map *m, ftu_map_release *out) {
+    release_init(out);
+    int pending = 0;
+    for (uint64_t i = 0; i < nstripes(m) && !(pending && out->count == FTU_MAP_RELEASE_MAX); i++) {
+        map_stripe *s = &m->stripes[i];
+        ftu_spinlock_lock(&s->lock);
+        limbo_reclaim(s, out, 0);
+        for (int64_t j = 0; j < s->limbo_len && !pending; j++) pending = s->limbo[j].kind == LIMBO_WORD;
+        ftu_spinlock_unlock(&s->lock);
+    }
+    return pending;
+}
+
+int64_t ftu_map_drain(ftu_map *m, uint64_t *words, int64_t cap) {
+    int64_t count = 0;
+    map_table *t = load_table(m);
+    for (uint64_t i = 0; i < t->size && count + 2 <= cap; i++) {
+        map_node *n;
+        while (count + 2 <= cap && (n = atomic_load_explicit(&t->chains[i], memory_order_relaxed)) != NULL) {
+            atomic_store_explicit(&t->chains[i], atomic_load_explicit(&n->next, memory_order_relaxed),
+                                  memory_order_relaxed);
+            words[count++] = atomic_load_explicit(&n->key, memory_order_relaxed);
+            words[count++] = atomic_load_explicit(&n->value, memory_order_relaxed);
+            map_stripe *s = stripe_of(m, n->mixed);
+            atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) - 1,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            free(n);
+        }
+    }
+    for (uint64_t i = 0; i < nstripes(m) && count < cap; i++) {
+        map_stripe *s = &m->stripes[i];
+        int64_t kept = 0;
+        for (int64_t j = 0; j < s->limbo_len; j++) {
+            limbo_item it = s->limbo[j];
+            if (it.kind == LIMBO_WORD) {
+                if (count < cap) {
+                    words[count++] = it.item;
+                    continue;
+                }
+            } else {
+                if (it.kind == LIMBO_NODE) free((void *)(uintptr_t)it.item);
+                else table_free((map_table *)(uintptr_t)it.item);
+                continue;
+            }
+            s->limbo[kept++] = it;
+        }
+        s->limbo_len = kept;
+    }
+    return count;
+}
