@@ -44,6 +44,26 @@ int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max
 int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
 int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
+typedef struct ftu_cffi_found {
+    uint64_t version;
+    uint64_t keys[16];
+    uint64_t values[16];
+} ftu_cffi_found;
+typedef struct ftu_cffi_scan {
+    uint64_t cursor;
+    int done;
+    uint64_t hashes[64];
+    uint64_t keys[64];
+    uint64_t values[64];
+} ftu_cffi_scan;
+int64_t ftu_cffi_map_get1(ftu_map *m, uint64_t hash);
+int64_t ftu_cffi_map_lookup(ftu_map *m, uint64_t hash, ftu_cffi_found *found);
+int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan);
+int ftu_cffi_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version);
+int ftu_cffi_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected, uint64_t value);
+int ftu_cffi_map_remove(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected);
+int ftu_cffi_map_status(void);
+int ftu_cffi_map_accepted(ftu_map *m, uint64_t value);
 """
 
 BINDING_SOURCE = r"""
@@ -125,6 +145,69 @@ int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket) {
 }
 
 int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return accepted_by == g && accepted_ticket == ticket; }
+
+/* ConcurrentDict. Entries of the core map (created with FTU_MAP_RELEASE_AT_ONCE): the key
+ * word is a ticket that stands for the entry's key for its whole life (never stored
+ * anywhere else), the value word a ticket under which the Python dict of the
+ * ConcurrentDict holds the pair (key, value). A write names the value ticket it expects
+ * to replace or remove, and the Python side takes that ticket's pair out of its dict in
+ * the same C-level step as the write (used as ftu_cffi_queue_take_if is). A reader that
+ * finds a value ticket gone from the dict looks again: tickets are never reused. */
+typedef struct ftu_cffi_found {
+    uint64_t version;
+    uint64_t keys[16];
+    uint64_t values[16];
+} ftu_cffi_found;
+
+typedef struct ftu_cffi_scan {
+    uint64_t cursor;
+    int done;
+    uint64_t hashes[64];
+    uint64_t keys[64];
+    uint64_t values[64];
+} ftu_cffi_scan;
+
+static _Thread_local int map_status;
+
+/* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
+ * are several (or no memory): then the caller looks them all up. */
+int64_t ftu_cffi_map_get1(ftu_map *m, uint64_t hash) {
+    uint64_t key, value, version;
+    int64_t n = ftu_map_lookup(m, hash, &key, &value, 1, &version);
+    return n == 1 ? (int64_t)value : n == 0 ? 0 : -1;
+}
+
+int64_t ftu_cffi_map_lookup(ftu_map *m, uint64_t hash, ftu_cffi_found *found) {
+    return ftu_map_lookup(m, hash, found->keys, found->values, 16, &found->version);
+}
+
+int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan) {
+    return ftu_map_scan(m, &scan->cursor, &scan->done, scan->hashes, scan->keys, scan->values, 64);
+}
+
+/* 1 if the write went in, else 0 and ftu_cffi_map_status() says why. */
+int ftu_cffi_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version) {
+    map_status = ftu_map_insert(m, hash, key, value, version, NULL);
+    if (map_status == FTU_OK) accepted(m, value);
+    return map_status == FTU_OK;
+}
+
+int ftu_cffi_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected, uint64_t value) {
+    uint64_t previous;
+    map_status = ftu_map_replace(m, hash, key, value, 1, expected, &previous, NULL);
+    if (map_status == FTU_OK) accepted(m, value);
+    return map_status == FTU_OK;
+}
+
+int ftu_cffi_map_remove(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected) {
+    uint64_t previous;
+    map_status = ftu_map_remove(m, hash, key, 1, expected, &previous, NULL);
+    return map_status == FTU_OK;
+}
+
+int ftu_cffi_map_status(void) { return map_status; }
+
+int ftu_cffi_map_accepted(ftu_map *m, uint64_t value) { return accepted_by == m && accepted_ticket == value; }
 """
 
 ffibuilder = cffi.FFI()

@@ -252,12 +252,15 @@ int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word);
  * incref) pins itself around the lookup and the taking with ftu_map_enter/ftu_map_leave.
  * Each write fills a ftu_map_release with the words that have become safe to release
  * (those of this write at once when no other thread is pinned; otherwise a few writes
- * later, or by ftu_map_reclaim); the caller releases them after the call.
+ * later, or by ftu_map_reclaim); the caller releases them after the call. `out` may be
+ * NULL: the words then wait for a later write or ftu_map_reclaim (or, with
+ * FTU_MAP_RELEASE_AT_ONCE, are forgotten: the caller knows them already).
  *
  * Keys and values of an entry stay the caller's business: the map only holds them.
  * A caller that needs the removed or previous value (pop) stays pinned from before the
  * write until it has taken its reference to *previous. */
 #define FTU_MAP_RELEASE_MAX 8
+#define FTU_MAP_RELEASE_AT_ONCE 1
 
 typedef struct ftu_map ftu_map;
 typedef struct ftu_map_release {
@@ -266,8 +269,12 @@ typedef struct ftu_map_release {
 } ftu_map_release;
 
 /* size_hint: entries expected; concurrency: threads expected to write at once (sizes the
- * stripes). NULL if out of memory. */
-ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency);
+ * stripes). flags: FTU_MAP_RELEASE_AT_ONCE hands the words a write replaces or removes
+ * back at once, in that write's ftu_map_release, without waiting for readers: for a
+ * caller whose readers can tell a word that is no longer valid (the cffi binding's
+ * tickets are never reused, and a reader looks again when one is gone). NULL if out of
+ * memory. */
+ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency, int flags);
 /* Frees the map; words still inside or waiting for release are forgotten (drain first).
  * No other thread may use the map any more. */
 void ftu_map_free(ftu_map *m);

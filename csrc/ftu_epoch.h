@@ -36,11 +36,14 @@ extern _Atomic uint64_t ftu_epoch_global;
  * sequentially consistent read-modify-write of the global epoch, which TSan does model
  * and which orders the same way (at the price of a shared line: tests only). */
 #if defined(__SANITIZE_THREAD__)
-#define FTU_EPOCH_FENCE() ((void)atomic_fetch_add(&ftu_epoch_global, 0))
+#define FTU_EPOCH_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define FTU_EPOCH_FENCE() ((void)atomic_fetch_add(&ftu_epoch_global, 0))
+#define FTU_EPOCH_TSAN 1
 #endif
+#endif
+#ifdef FTU_EPOCH_TSAN
+#define FTU_EPOCH_FENCE() ((void)atomic_fetch_add(&ftu_epoch_global, 0))
 #endif
 #ifndef FTU_EPOCH_FENCE
 #define FTU_EPOCH_FENCE() atomic_thread_fence(memory_order_seq_cst)
@@ -62,9 +65,14 @@ static inline ftu_epoch_rec *ftu_epoch_enter(void) {
     ftu_epoch_rec *rec = ftu_epoch_mine;
     if (rec == NULL && (rec = ftu_epoch_attach()) == NULL) return NULL;
     if (rec->depth++ == 0) {
-        atomic_store_explicit(&rec->epoch, atomic_load_explicit(&ftu_epoch_global, memory_order_relaxed),
-                              memory_order_relaxed);
+        uint64_t epoch = atomic_load_explicit(&ftu_epoch_global, memory_order_relaxed);
+#if defined(__x86_64__) && !defined(FTU_EPOCH_TSAN)
+        /* xchg: the store and a full barrier in one instruction (cheaper than mov + mfence) */
+        (void)atomic_exchange_explicit(&rec->epoch, epoch, memory_order_seq_cst);
+#else
+        atomic_store_explicit(&rec->epoch, epoch, memory_order_relaxed);
         FTU_EPOCH_FENCE();
+#endif
     }
     return rec;
 }

@@ -77,6 +77,7 @@ struct ftu_map {
     map_stripe *stripes;
     int sbits;
     int min_bits;
+    int flags;
     struct ftu_fork_node fork;
 };
 
@@ -205,7 +206,7 @@ static int bits_for(int64_t entries) {
     return bits;
 }
 
-ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency) {
+ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency, int flags) {
     if (concurrency < 1) concurrency = 1;
     if (concurrency > 4096) concurrency = 4096;
     int sbits = bits_for(concurrency * 4);
@@ -216,6 +217,7 @@ ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency) {
     if (m == NULL) return NULL;
     m->sbits = sbits;
     m->min_bits = min_bits;
+    m->flags = flags;
     m->stripes = ftu_aligned_alloc(64, sizeof(map_stripe) << sbits);
     map_table *t = table_new(bits);
     if (m->stripes == NULL || t == NULL) {
@@ -396,7 +398,19 @@ int ftu_map_visit(ftu_map *m, int (*visit)(uint64_t word, void *arg), void *arg)
 
 /* ---- writing ------------------------------------------------------------------------- */
 
-static inline void release_init(ftu_map_release *out) { out->count = 0; }
+static inline void release_init(ftu_map_release *out) {
+    if (out != NULL) out->count = 0;
+}
+
+/* A word the map no longer holds: waits in the limbo, or (FTU_MAP_RELEASE_AT_ONCE) goes to
+ * `out` at once (if there is one). Under the lock, with limbo room reserved. */
+static void drop_word(ftu_map *m, map_stripe *s, uint64_t w, uint64_t stamp, ftu_map_release *out) {
+    if (!(m->flags & FTU_MAP_RELEASE_AT_ONCE)) {
+        limbo_add(s, w, LIMBO_WORD, stamp);
+    } else if (out != NULL) {
+        out->words[out->count++] = w;
+    }
+}
 
 /* The link that points at the node of `key` in its chain, or NULL. Under the lock. */
 static _Atomic(map_node *) *find_link(map_table *t, uint64_t mixed, uint64_t key) {
@@ -458,7 +472,7 @@ int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int
             status = FTU_NO_MEMORY;
         } else {
             atomic_store_explicit(&n->value, value, memory_order_release);
-            limbo_add(s, current, LIMBO_WORD, ftu_epoch_stamp());
+            drop_word(m, s, current, ftu_epoch_stamp(), out);
         }
     }
     maybe_reclaim(s, out);
@@ -495,8 +509,8 @@ int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t 
             atomic_store_explicit(&s->count, count, memory_order_relaxed);
             uint64_t stamp = ftu_epoch_stamp();
             limbo_add(s, (uint64_t)(uintptr_t)n, LIMBO_NODE, stamp);
-            limbo_add(s, key, LIMBO_WORD, stamp);
-            limbo_add(s, current, LIMBO_WORD, stamp);
+            drop_word(m, s, key, stamp, out);
+            drop_word(m, s, current, stamp, out);
             shrink = t->bits > m->min_bits && (uint64_t)count < (t->size >> m->sbits) / 8;
         }
     }
@@ -509,7 +523,7 @@ int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t 
 int ftu_map_reclaim(ftu_map *m, ftu_map_release *out) {
     release_init(out);
     int pending = 0;
-    for (uint64_t i = 0; i < nstripes(m) && !(pending && out->count == FTU_MAP_RELEASE_MAX); i++) {
+    for (uint64_t i = 0; i < nstripes(m) && !(pending && out != NULL && out->count == FTU_MAP_RELEASE_MAX); i++) {
         map_stripe *s = &m->stripes[i];
         ftu_spinlock_lock(&s->lock);
         limbo_reclaim(s, out, 0);

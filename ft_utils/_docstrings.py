@@ -59,15 +59,18 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
     "AtomicFlag.set": ("(self, value, /)", "Store the truth value of value."),
     # ---- ConcurrentDict ---------------------------------------------------------------
     "ConcurrentDict": (
-        "(scaling=17)",
+        "(scaling=17, dictionary=None)",
         "A dict that many threads can read and write at once.\n\n"
-        "Keys are spread over `scaling` shards by hash; reads take no lock and writes\n"
-        "lock one shard, so threads working on different keys rarely wait for each\n"
-        "other. Single operations, setdefault, pop, compare_and_set and\n"
-        "compare_and_delete are atomic. Iteration is weakly consistent: it never fails\n"
-        "because other threads write, and sees every key present throughout exactly once.",
+        "A concurrent hash table in C: reads take no lock, and a write locks a small\n"
+        "stripe of the table only for the instant of the change, so threads working on\n"
+        "different keys rarely wait for each other. `scaling` is a sizing hint: about\n"
+        "how many threads will write at once. `dictionary` (a mapping, a ConcurrentDict\n"
+        "or an iterable of pairs) gives the initial contents. Single operations,\n"
+        "setdefault, pop, compare_and_set and compare_and_delete are atomic. Iteration is\n"
+        "weakly consistent: it never fails because other threads write, and sees every\n"
+        "key present throughout exactly once.",
     ),
-    "ConcurrentDict.scaling": ("", "The number of shards, as given to the constructor."),
+    "ConcurrentDict.scaling": ("", "The sizing hint given to the constructor (threads expected to write at once)."),
     "ConcurrentDict.get": (
         "(self, key, default=None, /)",
         "Return the value for key if key is present, else default.",
@@ -77,6 +80,16 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "Remove key and return its value; if key is absent, return default if given,\n"
         "else raise KeyError.\n\n"
         "Atomic: when threads pop the same key, exactly one of them gets the value.",
+    ),
+    "ConcurrentDict.popitem": (
+        "(self, /)",
+        "Remove some (key, value) pair and return it; raise KeyError if the dict is empty.\n\n"
+        "Atomic: when threads pop items at once, each pair goes to exactly one of them.\n"
+        "Which pair is not specified (there is no insertion order: not the last one added).",
+    ),
+    "ConcurrentDict.fromkeys": (
+        "(cls, iterable, value=None, /)",
+        "Create a new dict (of this class) with keys from iterable, each mapped to value.",
     ),
     "ConcurrentDict.setdefault": (
         "(self, key, default=None, /)",
@@ -101,13 +114,13 @@ DOCSTRINGS: dict[str, tuple[str, str]] = {
         "kwargs, as dict.update does. Each pair is stored atomically, not the whole update.\n"
         "As in a dict subclass, the pairs do not go through an overriding __setitem__.",
     ),
-    "ConcurrentDict.clear": ("(self, /)", "Remove every key (one shard at a time)."),
+    "ConcurrentDict.clear": ("(self, /)", "Remove every key (one entry at a time: not atomic as a whole)."),
     "ConcurrentDict.copy": ("(self, /)", "Return a new ConcurrentDict with the same pairs and scaling."),
     "ConcurrentDict.as_dict": (
         "(self, /)",
         "Return a built-in dict with the pairs of this one.\n\n"
-        "Safe while other threads write; each shard is copied at one instant, not the\n"
-        "whole dict.",
+        "Safe while other threads write; the table is walked a few entries at a time, so\n"
+        "keys present throughout are exact and others may or may not be there.",
     ),
     "ConcurrentDict.keys": ("(self, /)", "Return a list of the keys (a snapshot, like as_dict())."),
     "ConcurrentDict.values": ("(self, /)", "Return a list of the values (a snapshot, like as_dict())."),
@@ -246,5 +259,5 @@ def c_docstring(key: str) -> str:
         return text
     name = key.rsplit(".", 1)[-1]
     if "." in key:
-        signature = signature.replace("(self", "($self", 1)
+        signature = signature.replace("(self", "($self", 1).replace("(cls", "($cls", 1)
     return f"{name}{signature}\n--\n\n{text}"

@@ -24,8 +24,8 @@ What runs at the same time:
 - The main thread runs lifecycles of its own (a queue or a gatherer shared with a
   producer and a consumer thread) while a helper thread sends it SIGINT at random
   moments; it catches the KeyboardInterrupt and goes on (see MainThread for why its
-  bookkeeping is exact). One use known to hang under interrupts is left out where it
-  hangs (see INTERRUPT_DICT_LOCKS; --interrupt-everything puts it back).
+  bookkeeping is exact); between lifecycles it reads the mixers' objects (iterating their
+  ConcurrentDict among them) and writes a ConcurrentDict of its own, under the same fire.
 - A monitor samples RSS and watches for hangs.
 
 What is checked (each check is counted per type in the report):
@@ -67,6 +67,7 @@ import time
 import traceback
 import weakref
 from collections import Counter
+from itertools import count
 from functools import partial
 from operator import methodcaller
 
@@ -93,18 +94,6 @@ GIL_ENABLED = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
 # and an interrupt can strike between a take and the return (documented in
 # docs/concurrent_queue.md): those few values are classified, counted and checked freed.
 EXACT_MAIN = ft_utils.backend == "native"
-# What the interrupted main thread leaves out where a KeyboardInterrupt is known to hang
-# ft_utils (found by this soak; --interrupt-everything puts it back, to reproduce):
-# - Iterating the ConcurrentDict the mixers write, on cffi. The shard locks are Python code
-#   there (cffi_backend/concurrent_dict.py): an interrupt raised inside
-#   _ShardLock.__enter__/__exit__ (at the entry of a Python function, say) leaves a stale
-#   entry on the thread's stack of shard locks; from then on that thread never releases
-#   the shard lock, and every other thread that writes the shard blocks for ever (the
-#   mixers hung on gil/cffi and pypy/cffi within minutes).
-# (Reading a gatherer on PyPy was the other: PyPy 3.9 leaves a threading.Lock held when a
-# signal handler raises at the start of a `with lock:` body, and the cffi gatherer took
-# under such a lock; its passes now move on in one call of the core, with no lock.)
-INTERRUPT_DICT_LOCKS = ft_utils.backend == "native"
 
 TYPES = _backend.PUBLIC_NAMES  # every public type, in the order the report lists them
 RANGE_BITS = 24  # a producer's tokens are base + seq, seq < 2**RANGE_BITS
@@ -1150,6 +1139,9 @@ class MainThread:
         self.counter_maybe = 0
         self.reads = shared_reads
         self.ops = Counter()
+        self.own = ConcurrentDict(2)
+        self.own_model = {}
+        self.own_tokens = count(1)
 
     def on_sigint(self, signum, frame):
         if self.armed and in_import_machinery(frame):
@@ -1216,13 +1208,64 @@ class MainThread:
             reads = [("AtomicInt64", s.counter.get), ("AtomicReference", s.chain.get), ("AtomicReference", s.ref.get),
                      ("AtomicFlag", partial(bool, s.scratch)), ("ConcurrentDict", s.d.__len__),
                      ("ConcurrentDict", partial(s.d.get, ("s", rng.randrange(SHARED_KEYS))))]
-            if self.soak.interrupt_dict_locks:
-                reads.append(("ConcurrentDict", partial(sum, map(bool, s.d))))  # an iteration, perhaps cut short
+            reads.append(("ConcurrentDict", partial(sum, map(bool, s.d))))  # an iteration, perhaps cut short
             type_name, f = rng.choice(reads)
             self.attempt(f)
             self.ops[type_name] += 1
+        elif how < 0.9:
+            self.own_dict_write()
         else:
             self.attempt(partial(time.sleep, rng.random() * 0.005))
+
+    def own_dict_write(self):
+        """A write to the main thread's own ConcurrentDict, perhaps interrupted. What each
+        key may hold is tracked: exactly, or (an interrupted write, on cffi) either the
+        value before or the one written; checked at the end of the next lifecycle."""
+        rng, d, model = self.rng, self.own, self.own_model
+        key = ("m", rng.randrange(16))
+        allowed = model.setdefault(key, {MISSING})
+        value = next(self.own_tokens)
+        op = rng.choice(("set", "pop", "setdefault", "compare_and_set", "compare_and_delete"))
+        current = d.get(key, MISSING)
+        if op == "set":
+            out, error, interrupted = self.attempt(partial(d.__setitem__, key, value))
+            after = {value}
+        elif op == "pop":
+            out, error, interrupted = self.attempt(partial(d.pop, key, MISSING))
+            after = {MISSING}
+        elif op == "setdefault":
+            out, error, interrupted = self.attempt(partial(d.setdefault, key, value))
+            after = {current if current is not MISSING else value}
+        elif op == "compare_and_set":
+            out, error, interrupted = self.attempt(partial(d.compare_and_set, key, current, value))
+            after = {value if current is not MISSING else MISSING}
+        else:
+            out, error, interrupted = self.attempt(partial(d.compare_and_delete, key, current))
+            after = {MISSING}
+        self.ops["ConcurrentDict"] += 1
+        if error is not None:
+            self.soak.fail("main thread", Violation(f"own ConcurrentDict: {op} raised {error.__name__}"))
+        if out:
+            model[key] = after
+        elif interrupted and not EXACT_MAIN:
+            model[key] = allowed | after  # it may have happened, or not
+        if op == "pop" and out:
+            self.soak.expect("ConcurrentDict", out[0] in allowed,
+                             lambda: f"main thread: own ConcurrentDict: pop({key}) returned {out[0]!r}, "
+                             f"the key could hold {allowed!r}")
+
+    def check_own_dict(self):
+        d, model = self.own, self.own_model
+        present = 0
+        for key, allowed in sorted(model.items()):
+            now = d.get(key, MISSING)
+            present += now is not MISSING
+            self.soak.expect("ConcurrentDict", now in allowed,
+                             lambda: f"main thread: own ConcurrentDict: {key} holds {now!r}, it could hold {allowed!r}")
+            model[key] = {now}
+        size = len(d)
+        self.soak.expect("ConcurrentDict", size == present,
+                         lambda: f"main thread: own ConcurrentDict: len() {size}, {present} keys present")
 
     def lifecycle(self, number):
         kind = self.rng.choice(("ConcurrentQueue", "StdConcurrentQueue", "ConcurrentGatheringIterator"))
@@ -1238,6 +1281,7 @@ class MainThread:
         # an interrupted incr on cffi either happened or not: settle it before the next lifecycle
         self.counter_tally = value
         self.counter_maybe = 0
+        self.check_own_dict()
         self.soak.add_ops(self.ops)
         self.ops = Counter()
         self.soak.made_progress("main")
@@ -1524,9 +1568,6 @@ def main():
     parser.add_argument("--hang", type=float, default=120.0, help="seconds without progress that count as a hang")
     parser.add_argument("--progress", type=float, default=60.0, help="seconds between progress lines (0: none)")
     parser.add_argument("--no-interrupts", action="store_true", help="do not send SIGINT to the main thread")
-    parser.add_argument("--interrupt-everything", action="store_true",
-                        help="let the interrupted main thread iterate the shared ConcurrentDict on cffi too, which "
-                        "is known to hang (see INTERRUPT_DICT_LOCKS)")
     parser.add_argument("--inject", choices=("drop", "duplicate", "leak", "counter", "dict", "memory"),
                         help="the soak's self-test: break one invariant on purpose (it must then fail)")
     args = parser.parse_args()
@@ -1541,7 +1582,6 @@ def main():
         args.rss_bound = 16.0 if IS_PYPY else 8.0
     soak = Soak(args)
     soak.leaked = None
-    soak.interrupt_dict_locks = INTERRUPT_DICT_LOCKS or args.interrupt_everything
     faulthandler.enable()
     if GIL_ENABLED:
         sys.setswitchinterval(1e-4)  # interleave the threads often under a GIL

@@ -214,8 +214,8 @@ def runtime_signature(cls, name):
         signature = inspect.signature(getattr(cls, name))
     except (ValueError, TypeError):
         return None
-    if isinstance(static, (staticmethod, classmethod)):
-        return signature
+    if isinstance(static, (staticmethod, classmethod, type(dict.__dict__["fromkeys"]))):
+        return signature  # bound to the class, or no first argument: nothing to drop
     params = list(signature.parameters.values())
     if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         return None  # (*args, **kwargs): nothing to compare

@@ -2,12 +2,14 @@
 
 Prints, per workload and thread count, the median rate over the repeats (operations per
 second; items moved per second for the queues) and the ratio against its stdlib
-baselines from the same run. Each suite also prints how long moving a cache line between
+baselines: the median of the ratios of each repeat (in which the workloads of a thread
+count run back to back), with their spread. Each suite also prints how long moving a cache line between
 two CPUs took around its repeats: a figure of the machine that threaded figures follow.
 """
 
 import argparse
 import platform
+import statistics
 import sys
 
 import ft_utils
@@ -17,6 +19,15 @@ from ft_utils.bench.harness import measure
 SUITES = {"atomics": atomics.WORKLOADS, "dicts": dicts.WORKLOADS, "queues": queues.WORKLOADS}
 # Figures that are not ops/s: run after a suite's throughput table.
 EXTRAS = {"queues": queues.run_extras}
+
+
+def _paired_ratio(result, base):
+    """The median of the per-repeat ratios: each repeat runs every workload of a thread
+    count back to back, so the two sides of one ratio were measured in the same phase of
+    the machine; the spread of those ratios follows in brackets."""
+    ratios = sorted(a / b for a, b in zip(result.ops_per_s, base.ops_per_s))
+    text = f"{statistics.median(ratios):.2f}x"
+    return text if len(ratios) < 2 else f"{text} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 def main(argv=None):
@@ -56,13 +67,14 @@ def main(argv=None):
                   f"and after the last; threaded figures drop when it rises)")
         unit = workloads[0].unit
         rate, spread_head = f"M{unit}/s", f"(min-max M{unit}/s)"
-        print(f"{suite}: {'workload':<26} {'threads':>7} {rate:>11}   {spread_head:<19}  vs baseline")
+        width = max(26, *(len(w.name) for w in workloads))
+        print(f"{suite}: {'workload':<{width}} {'threads':>7} {rate:>11}   {spread_head:<19}  vs baseline (per-repeat spread)")
         for w in workloads:
             for t in thread_counts:
                 r = results[(w.name, t)]
-                ratio = ", ".join(f"{r.median / results[(b, t)].median:.2f}x {b}" for b in w.baseline)
+                ratio = ", ".join(_paired_ratio(r, results[(b, t)]) + f" {b}" for b in w.baseline)
                 spread = f"({min(r.ops_per_s) / 1e6:.2f}-{max(r.ops_per_s) / 1e6:.2f})"
-                print(f"{'':{len(suite) + 2}}{w.name:<26} {t:>7} {r.median / 1e6:>11.2f}   {spread:<19}  {ratio}")
+                print(f"{'':{len(suite) + 2}}{w.name:<{width}} {t:>7} {r.median / 1e6:>11.2f}   {spread:<19}  {ratio}")
         if suite in EXTRAS:
             EXTRAS[suite](args.repeats, print)
     return 0

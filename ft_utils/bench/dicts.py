@@ -1,14 +1,22 @@
-"""Workloads for ConcurrentDict: threads sharing one dict of 4096 int keys.
+"""Workloads for ConcurrentDict: threads sharing one dict of 4096 keys.
 
-Every thread runs its own pre-generated program of operations on random keys: 80%
-lookups (d[k]), 10% stores (d[k] = k) and 10% delete-then-store (del d[k]; d[k] = k).
-A lookup or delete may find its key missing for a moment (another thread is between
-its delete and its store); that is counted as a normal outcome. At the end every key
-must be present and map to itself, so a structure that loses a store fails.
+Every thread runs its own pre-generated program of operations on random keys, in three
+mixes:
+
+- "int keys": 80% lookups (d[k]), 10% stores (d[k] = k) and 10% delete-then-store
+  (del d[k]; d[k] = k), on the ints 0..4095;
+- "str keys": the same on 4096 strings (the common key type of real programs);
+- "read-mostly": 98% lookups, 1% stores, 1% delete-then-store, on the ints.
+
+A lookup or delete may find its key missing for a moment (another thread is between its
+delete and its store); that is counted as a normal outcome. At the end every key must be
+present and map to itself, so a structure that loses a store fails.
 
 Baselines: the built-in dict used directly (safe for single operations on free-threaded
 CPython) and dict with every operation under one threading.Lock, the way code written
-for a GIL protects a shared dict. The contender is ConcurrentDict used the same way.
+for a GIL protects a shared dict. The contender is ConcurrentDict used the same way; when
+cereggii is importable (a peer with a lock-free AtomicDict; not a dependency of
+ft_utils), its AtomicDict runs the same programs beside it.
 """
 
 import random
@@ -17,35 +25,45 @@ import threading
 from ft_utils.bench.harness import Workload
 from ft_utils.concurrency import ConcurrentDict
 
+try:  # a peer, measured when it is installed (pip install cereggii: cp313t wheels)
+    from cereggii import AtomicDict
+except ImportError:  # pragma: no cover - depends on the environment
+    AtomicDict = None
+
 KEY_COUNT = 4096
-KEYS = list(range(KEY_COUNT))
+KEYS = {"int keys": list(range(KEY_COUNT)), "str keys": [f"key-{i:04d}" for i in range(KEY_COUNT)]}
+# (mix name, key kind, lookups per 100 operations); the rest is split evenly between
+# stores and delete-then-store
+MIXES = [("int keys", "int keys", 80), ("str keys", "str keys", 80), ("read-mostly", "int keys", 98)]
 _programs = {}
 
 
-def program(index, ops):
-    """The (op, key) pairs of thread ``index``: op 0-7 lookup, 8 store, 9 delete+store."""
-    cached = _programs.get(index)
+def program(mix, index, ops):
+    """The (op, key) pairs of thread ``index`` in ``mix``: op 0 lookup, 1 store, 2
+    delete+store."""
+    name, kind, reads = next(m for m in MIXES if m[0] == mix)
+    cached = _programs.get((mix, index))
     if cached is None or len(cached) < ops:
         rng = random.Random(1000 + index)
-        cached = [(rng.randrange(10), KEYS[rng.randrange(KEY_COUNT)]) for _ in range(ops)]
-        _programs[index] = cached
+        keys = KEYS[kind]
+        writes = (100 - reads) / 2
+        cached = []
+        for _ in range(ops):
+            roll = rng.randrange(100)
+            op = 0 if roll < reads else 1 if roll < reads + writes else 2
+            cached.append((op, keys[rng.randrange(KEY_COUNT)]))
+        _programs[(mix, index)] = cached
     return cached if len(cached) == ops else cached[:ops]
-
-
-def _filled(mapping):
-    for key in KEYS:
-        mapping[key] = key
-    return mapping
 
 
 def _run(d, ops):
     for op, key in ops:
-        if op < 8:
+        if op == 0:
             try:
                 d[key]
             except KeyError:
                 pass
-        elif op == 8:
+        elif op == 1:
             d[key] = key
         else:
             try:
@@ -57,13 +75,13 @@ def _run(d, ops):
 
 def _run_locked(d, lock, ops):
     for op, key in ops:
-        if op < 8:
+        if op == 0:
             with lock:
                 try:
                     d[key]
                 except KeyError:
                     pass
-        elif op == 8:
+        elif op == 1:
             with lock:
                 d[key] = key
         else:
@@ -75,40 +93,46 @@ def _run_locked(d, lock, ops):
                 d[key] = key
 
 
-def _setup(factory):
-    def setup(threads, ops):
-        for index in range(threads):  # generated before the clock starts
-            program(index, ops)
-        return {"d": _filled(factory())}
+def _workloads(mix):
+    kind = next(m[1] for m in MIXES if m[0] == mix)
+    keys = KEYS[kind]
 
-    return setup
+    def setup(factory, locked=False):
+        def make(threads, ops):
+            for index in range(threads):  # generated before the clock starts
+                program(mix, index, ops)
+            mapping = factory()
+            for key in keys:
+                mapping[key] = key
+            state = {"d": mapping}
+            if locked:
+                state["lock"] = threading.Lock()
+            return state
+
+        return make
+
+    def worker(state, index, ops):
+        _run(state["d"], program(mix, index, ops))
+
+    def locked_worker(state, index, ops):
+        _run_locked(state["d"], state["lock"], program(mix, index, ops))
+
+    def verify(state, threads, ops):
+        d = state["d"]
+        assert len(d) == KEY_COUNT, f"{len(d)} keys at the end, expected {KEY_COUNT}"
+        for key in keys:
+            assert d[key] == key, f"key {key!r} maps to {d[key]!r}"
+
+    plain, locked, ours, peer = f"dict [{mix}]", f"dict + Lock [{mix}]", f"ConcurrentDict [{mix}]", \
+        f"cereggii AtomicDict [{mix}]"
+    workloads = [Workload(plain, setup(dict), worker, verify), Workload(locked, setup(dict, True), locked_worker, verify)]
+    if AtomicDict is not None:
+        workloads.append(Workload(peer, setup(AtomicDict), worker, verify, baseline=(plain, locked)))
+        baselines = (plain, locked, peer)
+    else:
+        baselines = (plain, locked)
+    workloads.append(Workload(ours, setup(ConcurrentDict), worker, verify, baseline=baselines))
+    return workloads
 
 
-def _worker(state, index, ops):
-    _run(state["d"], program(index, ops))
-
-
-def _locked_setup(threads, ops):
-    state = _setup(dict)(threads, ops)
-    state["lock"] = threading.Lock()
-    return state
-
-
-def _locked_worker(state, index, ops):
-    _run_locked(state["d"], state["lock"], program(index, ops))
-
-
-def _verify(state, threads, ops):
-    d = state["d"]
-    assert len(d) == KEY_COUNT, f"{len(d)} keys at the end, expected {KEY_COUNT}"
-    for key in KEYS:
-        assert d[key] == key, f"key {key} maps to {d[key]!r}"
-
-
-DICT = "dict"
-LOCKED = "dict + Lock"
-WORKLOADS = [
-    Workload(DICT, _setup(dict), _worker, _verify),
-    Workload(LOCKED, _locked_setup, _locked_worker, _verify),
-    Workload("ConcurrentDict", _setup(ConcurrentDict), _worker, _verify, baseline=(DICT, LOCKED)),
-]
+WORKLOADS = [w for mix, _, _ in MIXES for w in _workloads(mix)]

@@ -17,6 +17,9 @@ def document(cls):
         key = f"{cls.__name__}.{name}"
         if isinstance(value, property):
             setattr(cls, name, property(value.fget, value.fset, value.fdel, doc(key)))
+        elif isinstance(value, classmethod):  # its __doc__ was copied from the function when made
+            value.__func__.__doc__ = doc(key)
+            setattr(cls, name, classmethod(value.__func__))
         elif callable(value):
             value.__doc__ = doc(key)
     return cls

@@ -1,35 +1,65 @@
-"""ConcurrentDict on the cffi backend.
+"""ConcurrentDict on the cffi backend: the C core's hash table (csrc/ftu_map.c).
 
-The interpreters this backend serves (GIL CPython, PyPy) run one thread at a time, so
-the C core has nothing to add to a dict here: the same design as the native type, in
-Python. Keys are spread over `scaling` shards by hash; each shard is a dict and a lock.
-Reads take no lock (a single dict operation is atomic under a GIL); every write takes
-its shard's lock, which is what makes setdefault, pop, compare_and_set and
-compare_and_delete atomic against all other writes.
+cffi cannot keep a reference to a Python object in C memory, so the core's table holds
+tickets (see cffi_build.py, "ConcurrentDict"): an entry's key word is a ticket that names
+the entry for its whole life, its value word a ticket under which this object's Python
+dict `_ftu_objects` holds the pair (key, value). The table never compares keys: a lookup
+hands back the entries with the key's hash and this module decides, as dict does, which
+stored key is the one asked for (the same object, or ==), with no lock held, so a key's
+__eq__ or a value's __del__ may use this dict or any other freely. A write then names the
+value ticket it expects to find in the entry; the core makes the change only if the
+entry still holds it (or, for an insert, if no key of the same hash came or went since
+the lookup), else the write looks again. So setdefault, pop, compare_and_set and
+compare_and_delete are one step of the table, atomic with respect to every other write.
 
-User code can run while a shard lock is held (a key's __eq__, the __del__ of a removed
-key) and may write to this dict or another one. As in the native type: values that a
-write replaces or removes are released after the lock is; a thread may take a shard it
-already holds again; and a thread that has to wait for a shard lock first releases
-("suspends") the ones it holds, taking each back, innermost first, when the operations
-nested inside it finish. No thread waits for a shard lock while holding one, so the
-shard locks cannot deadlock among themselves.
+There is no lock of the binding's. Each write is cut so that a signal handler that raises
+(KeyboardInterrupt) or a MemoryError can strike between any two steps without leaving
+anything held or half done: the pair of a new ticket enters the dict before the core
+sees the ticket, and leaves it again unless the core accepted it; the pair a write
+replaces or removes leaves the dict in the same C-level step as the write (as the cffi
+queues take their objects). A reader that finds a value ticket gone (replaced or removed
+meanwhile) looks again: tickets are never reused.
 """
 
 import copyreg
 import threading
-from itertools import count
+from collections.abc import Mapping
+from collections import deque
+from itertools import chain, compress, count
+from operator import itemgetter
 from types import GenericAlias
 
 from ft_utils import _reconstruct
-from ft_utils.cffi_backend import _fork
-from ft_utils.cffi_backend._api import document
+from ft_utils.cffi_backend._api import document, ffi, lib, owned
+from ft_utils.cffi_backend._blocking import MISSING, TICKETS
 
 DEFAULT_SCALING = 17
 MAX_SCALING = 65536
-_MISSING = object()
+_MASK = (1 << 64) - 1
+_FOUND_CAP = 16
 _repr_running = threading.local()
-_held = threading.local()  # .stack: [lock, leaving] of each shard lock entered, innermost last
+_scratch = threading.local()  # .found: a list of ftu_cffi_found buffers free for use
+
+# Bound once: a first access to an attribute of lib builds it, which can fail for want of
+# memory, and these are used where a failure would strand an object.
+_get1 = lib.ftu_cffi_map_get1
+_lookup = lib.ftu_cffi_map_lookup
+_scan = lib.ftu_cffi_map_scan
+_insert = lib.ftu_cffi_map_insert
+_replace = lib.ftu_cffi_map_replace
+_remove = lib.ftu_cffi_map_remove
+_status = lib.ftu_cffi_map_status
+_accepted = lib.ftu_cffi_map_accepted
+_OK = lib.FTU_OK
+_NO_MEMORY = lib.FTU_NO_MEMORY
+_AT_ONCE = lib.FTU_MAP_RELEASE_AT_ONCE
+_unpack = ffi.unpack
+_first, _second = itemgetter(0), itemgetter(1)
+_chain = chain.from_iterable
+_hash_and_pair, _pair = itemgetter(0, 3), itemgetter(3)
+# No closures, comprehensions over locals or generators in these methods: on CPython 3.11
+# a call that cannot allocate its cells (or a generator's frame) keeps its arguments,
+# `self` among them (a leak seen with every allocation failing in turn).
 
 
 def _check_scaling(scaling):
@@ -41,226 +71,281 @@ def _check_scaling(scaling):
     return scaling
 
 
-def _release(mutex):
-    """Releases mutex (all of it, however many entries took it) if this thread owns it."""
-    if mutex._is_owned():
-        try:
-            mutex._release_save()
-        except RuntimeError:  # a finalizer run between the two calls released it first
-            pass
+def _no_memory():
+    return MemoryError("cannot grow the ConcurrentDict")
 
 
-def _wait(mutex, stack):
-    """Takes mutex, which is busy, without waiting while owning a shard lock: every one
-    on this thread's stack is released first (taken back when its entry is on top)."""
-    for entry in stack:
-        _release(entry[0])
-    mutex.acquire()
+def _found_buffer():
+    """A ftu_cffi_found buffer of this thread's, free for one lookup (each nested call made
+    by a key's __eq__ gets its own); give it back with _FREE(buffer) where _FREE is the
+    list it came from."""
+    try:
+        free = _scratch.found
+    except AttributeError:
+        free = _scratch.found = []
+    return free, (free.pop() if free else ffi.new("ftu_cffi_found *"))
 
 
-def _leave(stack, entry):
-    """Pops entry, the innermost, releasing its lock (all of it) unless an outer entry
-    has the same, and takes back the lock of the entry below if an inner operation
-    released it."""
-    entry[1] = True  # leaving: an operation nested from here on does not take it back
-    mutex = entry[0]
-    if len(stack) == 1 or not any(e[0] is mutex for e in stack[:-1]):
-        _release(mutex)
-    stack.pop()
-    if stack:
-        outer = stack[-1]
-        mutex = outer[0]
-        if not (outer[1] or mutex._is_owned() or mutex.acquire(False)):
-            _wait(mutex, stack)
-
-
-class _ShardLock:
-    """The lock of one shard, entered with `with`. Re-entrant for its owner thread; a
-    thread that must wait for it suspends the shard locks it holds (see the module).
-
-    A finalizer can run between any two bytecodes here (PyPy runs __del__ so; CPython
-    when an allocation starts a collection) and enter shard locks itself. So each step
-    keeps one invariant: every shard lock this thread owns is on its stack, which is
-    what a nested wait releases. An entry is pushed before its lock is taken, marked
-    "leaving" before it is released, popped after; ownership is the RLock's own record.
-    """
-
-    __slots__ = ("_mutex",)
-
-    def __init__(self):
-        self._mutex = _fork.rlock()
-
-    def __enter__(self):
-        try:
-            stack = _held.stack
-        except AttributeError:
-            stack = _held.stack = []
-        mutex = self._mutex
-        entry = [mutex, False]  # [the lock, leaving]
-        try:
-            stack.append(entry)
-            if not mutex.acquire(False):  # succeeds for its owner too (recursion)
-                _wait(mutex, stack)
-        except BaseException:  # interrupted while waiting (Ctrl-C): leave nothing taken
-            if stack and stack[-1] is entry:
-                _leave(stack, entry)
-            raise
-
-    def __exit__(self, exc_type, exc, traceback):
-        stack = _held.stack
-        entry = stack[-1]
-        if len(stack) > 1:
-            _leave(stack, entry)
-            return
-        entry[1] = True  # the common case of _leave: the only entry
-        _release(entry[0])
-        stack.pop()
+def _entries(m, h):
+    """(version, [(key ticket, value ticket), ...]) of the entries with hash h: copied out
+    of the C buffer before anything else runs (a key's __eq__ may use this dict again)."""
+    free, found = _found_buffer()
+    n = _lookup(m, h, found)
+    if n == 0:  # a new key: nothing to copy
+        version = found.version
+        free.append(found)
+        return version, ()
+    if 0 < n <= _FOUND_CAP:
+        pairs = list(zip(_unpack(found.keys, n), _unpack(found.values, n)))
+        version = found.version
+        free.append(found)
+        return version, pairs
+    free.append(found)
+    if n < 0:
+        raise _no_memory()
+    while True:  # many keys share this hash: buffers of the right size
+        cap = n * 2
+        keys, values, version = ffi.new("uint64_t[]", cap), ffi.new("uint64_t[]", cap), ffi.new("uint64_t *")
+        n = lib.ftu_map_lookup(m, h, keys, values, cap, version)
+        if n < 0:
+            raise _no_memory()
+        if n <= cap:
+            return version[0], list(zip(_unpack(keys, n), _unpack(values, n)))
 
 
 class _Iterator:
-    """Iterator over the keys, one shard snapshot at a time (see ConcurrentDict.__iter__).
+    """Iterator over the keys, a batch at a time in the table's order (see
+    ConcurrentDict.__iter__).
 
-    Threads may share it. The current snapshot is one immutable tuple (shard index, its
-    keys, an itertools.count handing out their positions): next() on a count is atomic
-    under the GIL, so each key of a snapshot is handed out once, without a lock. The
-    thread that finds the snapshot used up takes the next shard's (outside any lock) and
-    installs it only if the snapshot is still the one it used up; so each shard is walked
-    once. A snapshot is replaced only once used up: a thread still holding the old one
-    gets no position from it and starts again from the new one.
+    Threads may share it. The current batch is one immutable tuple (generation, keys,
+    an itertools.count handing out their positions, where the next batch starts, whether
+    it is the last): next() on a count is atomic, so each key of a batch is handed out
+    once, without a lock. The thread that finds the batch used up fetches the next one
+    and installs it only if the generation cell still holds the batch's generation, in
+    one C-level step with the swap of the cell (no lock a signal handler could leave
+    held); so each batch is walked once.
     """
 
-    __slots__ = ("_dict", "_state", "_lock")
+    __slots__ = ("_dict", "_state", "_generation")
 
     def __init__(self, d):
         self._dict = d
-        self._state = (-1, (), count())
-        self._lock = _fork.rlock()  # held only to compare and replace _state; a finalizer may re-enter
+        self._state = (0, (), count(), 0, False)
+        self._generation = ffi.new("int64_t *")
 
     def __iter__(self):
         return self
 
     def __next__(self):
         while True:
-            shard, keys, positions = self._state
+            state = self._state
+            generation, keys, positions, cursor, last = state
             pos = next(positions)
             if pos < len(keys):
                 return keys[pos]
-            if not self._advance(shard):
+            d = self._dict
+            if last or d is None:
+                self._dict = None
                 raise StopIteration
-
-    def _advance(self, used_up):
-        """Installs the snapshot of the shard after used_up unless another thread did;
-        False once every shard has been walked."""
-        d = self._dict
-        if d is None:
-            return False
-        shard = used_up + 1
-        if shard >= d._ftu_count:
-            self._dict = None  # `d` is released on return
-            return False
-        state = (shard, d._shard_keys(shard), count())  # built before taking the lock
-        with self._lock:
-            if self._state[0] == used_up:
-                self._state, state = state, self._state  # the old one released on return
-        return True
+            batch, cursor, last = d._batch(cursor)
+            fresh = (generation + 1, tuple(map(_first, map(_second, batch))), count(), cursor, last)
+            del batch
+            # installs `fresh` if no other thread installed a batch since `state`
+            deque(map(setattr, compress((self,), map(lib.ftu_cffi_i64_cas, (self._generation,), (generation,),
+                                                     (generation + 1,))), ("_state",), (fresh,)), 0)
 
 
 @document
 class ConcurrentDict:
-    __slots__ = ("_ftu_count", "_ftu_shards", "_ftu_locks", "__weakref__")
+    __slots__ = ("_ftu_map", "_ftu_objects", "_ftu_scaling", "__weakref__")
 
-    def __new__(cls, scaling=DEFAULT_SCALING):
-        count = _check_scaling(scaling)
+    def __new__(cls, scaling=DEFAULT_SCALING, dictionary=None):
+        scaling = _check_scaling(scaling)
+        size = 0
+        if dictionary is not None:
+            try:
+                size = len(dictionary)
+            except TypeError:
+                size = 0
         self = object.__new__(cls)
-        self._ftu_count = count
-        self._ftu_shards = [{} for _ in range(count)]
-        self._ftu_locks = [_ShardLock() for _ in range(count)]
+        self._ftu_scaling = scaling
+        self._ftu_objects = {}
+        m = lib.ftu_map_new(size, scaling, _AT_ONCE)
+        if m == ffi.NULL:
+            raise MemoryError("cannot allocate a ConcurrentDict")
+        self._ftu_map = owned(m, lib.ftu_map_free)
+        if dictionary is not None:
+            ConcurrentDict.update(self, dictionary)
         return self
 
     @property
     def scaling(self):
-        return self._ftu_count
+        return self._ftu_scaling
+
+    # ---- finding a key ---------------------------------------------------------------
+
+    def _find(self, key, h):
+        """(key ticket, value ticket, (key, value), version) of the entry equal to key, or
+        (None, None, None, version) if there is none."""
+        m, objects = self._ftu_map, self._ftu_objects
+        while True:
+            free, found = _found_buffer()
+            n = _lookup(m, h, found)
+            if n == 0:  # absent
+                version = found.version
+                free.append(found)
+                return None, None, None, version
+            if n == 1:  # the common case, without lists
+                kt, vt, version = found.keys[0], found.values[0], found.version
+                free.append(found)
+                pair = objects.get(vt)
+                if pair is None:
+                    continue  # replaced or removed since the lookup: look again
+                stored = pair[0]
+                if stored is key or stored == key:
+                    return kt, vt, pair, version
+                return None, None, None, version
+            free.append(found)
+            version, entries = _entries(m, h)  # several keys share the hash (or no memory)
+            for kt, vt in entries:
+                pair = objects.get(vt)
+                if pair is None:
+                    break  # replaced or removed since the lookup: look again
+                stored = pair[0]
+                if stored is key or stored == key:
+                    return kt, vt, pair, version
+            else:
+                return None, None, None, version
+
+    def _get_pair(self, key):
+        """The (key, value) pair of key, or None."""
+        h = hash(key) & _MASK
+        vt = _get1(self._ftu_map, h)
+        if vt > 0:  # the one entry with this hash
+            pair = self._ftu_objects.get(vt)
+            if pair is not None:
+                stored = pair[0]
+                return pair if stored is key or stored == key else None
+        elif vt == 0:
+            return None
+        return self._find(key, h)[2]  # several entries, or the one changed meanwhile
 
     # ---- reads (no lock) ---------------------------------------------------------------
 
     def __getitem__(self, key):
-        value = self._ftu_shards[hash(key) % self._ftu_count].get(key, _MISSING)
-        if value is _MISSING:
+        pair = self._get_pair(key)
+        if pair is None:
             return self._missing(key)
-        return value
+        return pair[1]
 
     def _missing(self, key):
         # As dict does: a subclass's __missing__, looked up on the type and bound.
         cls = type(self)
         if cls is not ConcurrentDict:
             for klass in cls.__mro__:
-                missing = klass.__dict__.get("__missing__", _MISSING)
-                if missing is not _MISSING:
+                missing = klass.__dict__.get("__missing__", MISSING)
+                if missing is not MISSING:
                     bind = getattr(type(missing), "__get__", None)
                     return (missing if bind is None else bind(missing, self, cls))(key)
         raise KeyError(key)
 
     def __contains__(self, key):
-        return key in self._ftu_shards[hash(key) % self._ftu_count]
+        return self._get_pair(key) is not None
 
     def __len__(self):
-        return sum(map(len, self._ftu_shards))
+        return lib.ftu_map_size(self._ftu_map)
 
     def get(self, key, default=None, /):
-        return self._ftu_shards[hash(key) % self._ftu_count].get(key, default)
+        pair = self._get_pair(key)
+        return default if pair is None else pair[1]
 
-    # ---- writes (under the shard lock) -------------------------------------------------
-    # Each keeps the value it replaces or removes in a local (`old`), released when the
-    # method returns, after the lock: that value's __del__ may write to this dict.
+    # ---- writes -------------------------------------------------------------------------
+
+    def _store(self, key, value, h, only_if_absent=False, expected=MISSING):
+        """Stores value under key; with only_if_absent, only if key is absent (returns the
+        value found, or MISSING if it stored); with expected, only if key's value is
+        expected (returns True or False)."""
+        m, objects = self._ftu_map, self._ftu_objects
+        while True:
+            kt, vt, pair, version = self._find(key, h)
+            if pair is not None:
+                if only_if_absent:
+                    return pair[1]
+                if expected is not MISSING and pair[1] is not expected:
+                    return False
+            elif expected is not MISSING:
+                return False
+            new = next(TICKETS)
+            try:
+                if pair is not None:
+                    objects[new] = (pair[0], value)  # the stored key stays, as in a dict
+                    # the core replaces vt by new only if the entry still holds vt, and vt's
+                    # pair leaves the dict in the same C-level step
+                    old = next(map(objects.pop, compress((vt,), map(_replace, (m,), (h,), (kt,), (vt,), (new,)))),
+                               MISSING)
+                    if old is not MISSING:
+                        return True
+                else:
+                    kt = next(TICKETS)
+                    objects[new] = (key, value)
+                    if _insert(m, h, kt, new, version):
+                        return MISSING if only_if_absent else True
+                status = _status()
+                del objects[new]
+            except BaseException:
+                # Interrupted or out of memory: keep the pair only if the core took its ticket.
+                if not _accepted(m, new):
+                    objects.pop(new, None)
+                raise
+            if status == _NO_MEMORY:
+                raise _no_memory()
+            # else the entry or its stripe changed since the lookup: look again
+
+    def _take(self, key, h, expected=MISSING):
+        """Removes key (only if its value is expected, if given): the (key, value) pair
+        removed, or None."""
+        m, objects = self._ftu_map, self._ftu_objects
+        while True:
+            kt, vt, pair, version = self._find(key, h)
+            if pair is None or (expected is not MISSING and pair[1] is not expected):
+                return None
+            del pair
+            removed = next(map(objects.pop, compress((vt,), map(_remove, (m,), (h,), (kt,), (vt,)))), None)
+            if removed is not None:
+                return removed
+            if _status() == _NO_MEMORY:
+                raise _no_memory()
 
     def __setitem__(self, key, value):
-        index = hash(key) % self._ftu_count
-        shard = self._ftu_shards[index]
-        with self._ftu_locks[index]:
-            old = shard.setdefault(key, value)  # one lookup to insert a new key
-            if old is not value:
-                shard[key] = value
+        self._store(key, value, hash(key) & _MASK)
 
     def __delitem__(self, key):
-        index = hash(key) % self._ftu_count
-        with self._ftu_locks[index]:
-            old = self._ftu_shards[index].pop(key)  # noqa: F841
+        if self._take(key, hash(key) & _MASK) is None:
+            raise KeyError(key)
 
     def pop(self, key, /, *default):
         if len(default) > 1:
             raise TypeError(f"pop expected 1 or 2 arguments, got {1 + len(default)}")
-        index = hash(key) % self._ftu_count
-        with self._ftu_locks[index]:
-            return self._ftu_shards[index].pop(key, *default)
+        removed = self._take(key, hash(key) & _MASK)
+        if removed is not None:
+            return removed[1]
+        if default:
+            return default[0]
+        raise KeyError(key)
 
     def setdefault(self, key, default=None, /):
-        index = hash(key) % self._ftu_count
-        shard = self._ftu_shards[index]
-        value = shard.get(key, _MISSING)  # lock-free fast path: most calls find the key
-        if value is not _MISSING:
-            return value
-        with self._ftu_locks[index]:
-            return shard.setdefault(key, default)
+        h = hash(key) & _MASK
+        pair = self._get_pair(key)  # the common case: the key is there
+        if pair is not None:
+            return pair[1]
+        found = self._store(key, default, h, only_if_absent=True)
+        return default if found is MISSING else found
 
     def compare_and_set(self, key, expected, value, /):
-        index = hash(key) % self._ftu_count
-        shard = self._ftu_shards[index]
-        with self._ftu_locks[index]:
-            current = shard.get(key, _MISSING)
-            if current is _MISSING or current is not expected:
-                return False
-            shard[key] = value
-            return True
+        return self._store(key, value, hash(key) & _MASK, expected=expected)
 
     def compare_and_delete(self, key, expected, /):
-        index = hash(key) % self._ftu_count
-        shard = self._ftu_shards[index]
-        with self._ftu_locks[index]:
-            current = shard.get(key, _MISSING)
-            if current is _MISSING or current is not expected:
-                return False
-            del shard[key]
-            return True
+        return self._take(key, hash(key) & _MASK, expected) is not None
 
     def update(self, other=(), /, **kwargs):
         if isinstance(other, ConcurrentDict):
@@ -272,61 +357,152 @@ class ConcurrentDict:
             source = dict(other, **kwargs)
         # As dict.update in a dict subclass: stores directly, not through an overriding
         # __setitem__ (the native type does the same).
-        store = ConcurrentDict.__setitem__
+        store = self._store
         for key, value in source.items():
-            store(self, key, value)
+            store(key, value, hash(key) & _MASK)
 
-    def clear(self, /):
-        # The copies keep what clear() drops alive until every shard is cleared: finalizers
-        # run after clear() (a write they make is not wiped by it).
-        removed = [None] * self._ftu_count
-        for i, (shard, lock) in enumerate(zip(self._ftu_shards, self._ftu_locks)):
-            with lock:
-                removed[i] = shard.copy()
-                shard.clear()
-        del removed
+    def popitem(self, /):
+        m, objects = self._ftu_map, self._ftu_objects
+        scan = ffi.new("ftu_cffi_scan *")
+        while not scan.done:
+            for h, kt, vt, pair in self._scan(scan):
+                while pair is not None:
+                    gone = next(map(objects.pop, compress((vt,), map(_remove, (m,), (h,), (kt,), (vt,)))), None)
+                    if gone is not None:
+                        return gone
+                    if _status() == _NO_MEMORY:
+                        raise _no_memory()
+                    vt, pair = self._current(h, kt)  # replaced meanwhile; None if removed
+        raise KeyError("popitem(): dictionary is empty")
 
-    # ---- whole-dict operations ---------------------------------------------------------
-
-    def _snapshots(self):
-        # A copy of each shard, taken under its lock. A copy runs no Python code; building
-        # lists of items from it (which allocates, and so may run the collector and its
-        # finalizers) happens on the private copy, outside the lock.
-        return map(self._shard_copy, range(self._ftu_count))
-
-    def _shard_copy(self, index):
-        with self._ftu_locks[index]:
-            return self._ftu_shards[index].copy()
-
-    def _shard_keys(self, index):
-        with self._ftu_locks[index]:
-            return list(self._ftu_shards[index])
-
-    def as_dict(self, /):
-        result = {}
-        for part in self._snapshots():
-            result.update(part)
+    @classmethod
+    def fromkeys(cls, iterable, value=None, /):
+        result = cls()
+        for key in iterable:
+            result[key] = value  # as dict.fromkeys: through __setitem__
         return result
 
+    def __or__(self, other):
+        if not isinstance(other, (dict, ConcurrentDict, Mapping)):
+            return NotImplemented
+        result = self.copy()
+        result.update(other)
+        return result
+
+    def __ror__(self, other):
+        if not isinstance(other, (dict, Mapping)):
+            return NotImplemented
+        result = ConcurrentDict(self._ftu_scaling, other)
+        result.update(self)
+        return result
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def clear(self, /):
+        # What clear() removes is kept until it is done: finalizers run after clear() (a
+        # write they make is not wiped by it).
+        removed = []
+        m, objects = self._ftu_map, self._ftu_objects
+        for h, kt, vt, pair in self._walk():
+            while pair is not None:
+                gone = next(map(objects.pop, compress((vt,), map(_remove, (m,), (h,), (kt,), (vt,)))), None)
+                if gone is not None:
+                    removed.append(gone)
+                    break
+                if _status() == _NO_MEMORY:
+                    raise _no_memory()
+                vt, pair = self._current(h, kt)  # replaced meanwhile: remove what it holds now
+        del removed
+
+    # ---- walking the table ---------------------------------------------------------------
+
+    def _current(self, h, kt):
+        """(value ticket, pair) of the entry whose key ticket is kt, or (None, None)."""
+        objects = self._ftu_objects
+        while True:
+            for key_ticket, vt in _entries(self._ftu_map, h)[1]:
+                if key_ticket == kt:
+                    pair = objects.get(vt)
+                    if pair is not None:
+                        return vt, pair
+                    break  # replaced again meanwhile: look again
+            else:
+                return None, None
+
+    def _batch(self, cursor):
+        """The entries of the table from cursor on, a batch in the table's order (weakly
+        consistent): ([(hash, (key, value)), ...], the next cursor, whether it was the last)."""
+        scan = ffi.new("ftu_cffi_scan *")
+        scan.cursor = cursor
+        entries = self._scan(scan)
+        return list(map(_hash_and_pair, entries)), scan.cursor, bool(scan.done)
+
+    def _scan(self, scan):
+        """[(hash, key ticket, value ticket, pair), ...] of one scan call."""
+        m, objects = self._ftu_map, self._ftu_objects
+        n = _scan(m, scan)
+        if n == -1:
+            raise _no_memory()
+        if n < -1:  # more keys share one hash than a batch holds
+            cap = -n * 2
+            hashes, keys, values = ffi.new("uint64_t[]", cap), ffi.new("uint64_t[]", cap), ffi.new("uint64_t[]", cap)
+            cursor, done = ffi.new("uint64_t *", scan.cursor), ffi.new("int *", scan.done)
+            n = lib.ftu_map_scan(m, cursor, done, hashes, keys, values, cap)
+            if n < 0:
+                raise _no_memory()
+            scan.cursor, scan.done = cursor[0], done[0]
+        else:
+            hashes, keys, values = scan.hashes, scan.keys, scan.values
+        raw = list(zip(_unpack(hashes, n), _unpack(keys, n), _unpack(values, n)))
+        entries = []
+        for h, kt, vt in raw:
+            pair = objects.get(vt)
+            if pair is None:  # replaced or removed since the scan
+                vt, pair = self._current(h, kt)
+            if pair is not None:
+                entries.append((h, kt, vt, pair))
+        return entries
+
+    def _walk(self):
+        """[(hash, key ticket, value ticket, (key, value)), ...] of every entry, weakly
+        consistent. (A list, not a generator: on CPython 3.11 a generator cut short by a
+        MemoryError was seen to keep its frame, and the dict, alive.)"""
+        scan = ffi.new("ftu_cffi_scan *")
+        batches = []
+        while not scan.done:
+            batches.append(self._scan(scan))
+        # not `entries += batch`: on CPython 3.11 extending an empty list by a list keeps a
+        # reference to the latter when its allocation fails
+        return list(_chain(batches))
+
+    def _pairs(self):
+        return list(map(_pair, self._walk()))
+
+    def as_dict(self, /):
+        return dict(self._pairs())
+
     def copy(self, /):
-        copy = ConcurrentDict.__new__(ConcurrentDict, self._ftu_count)
-        copy._ftu_shards = list(self._snapshots())  # same shard count: same placement
+        copy = ConcurrentDict.__new__(ConcurrentDict, self._ftu_scaling)
+        for h, kt, vt, (key, value) in self._walk():
+            copy._store(key, value, h)
         return copy
 
     def keys(self, /):
-        return [key for part in self._snapshots() for key in part]
+        return list(map(_first, self._pairs()))
 
     def values(self, /):
-        return [value for part in self._snapshots() for value in part.values()]
+        return list(map(_second, self._pairs()))
 
     def items(self, /):
-        return [item for part in self._snapshots() for item in part.items()]
+        return self._pairs()
 
     def __iter__(self):
-        # One shard snapshot at a time: never "changed size during iteration".
+        # A batch at a time: never "changed size during iteration".
         return _Iterator(self)
 
-    # Not reversible: the order is by shard, there is no insertion order to reverse.
+    # Not reversible: the order is the table's, there is no insertion order to reverse.
     # Without this, reversed() would try the sequence protocol (d[len(d) - 1], ...).
     __reversed__ = None
 
@@ -360,6 +536,6 @@ class ConcurrentDict:
         # pairs through d[k] = v.
         cls = type(self)
         state = _reconstruct.attributes(self, ConcurrentDict)
-        return (copyreg.__newobj__, (cls, self._ftu_count), state, None, iter(self.items()))
+        return (copyreg.__newobj__, (cls, self._ftu_scaling), state, None, iter(self.items()))
 
     __class_getitem__ = classmethod(GenericAlias)

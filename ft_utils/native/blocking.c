@@ -20,15 +20,13 @@
 PyObject *ftu_Empty, *ftu_Full, *ftu_ShutDown;
 
 /* The thread that runs Python's signal handlers. In a forked child, the thread that
- * called fork becomes the main thread: os.register_at_fork keeps this up to date (and
- * lets go of the dict shard locks other threads held at the fork, concurrent_dict.c).
+ * called fork becomes the main thread: os.register_at_fork keeps this up to date.
  * The core's own locks are taken care of by the core (csrc/ftu_fork.h). */
 static unsigned long main_thread_ident;
 
 static PyObject *after_fork_in_child(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
     main_thread_ident = PyThread_get_thread_ident();
-    ftu_dict_after_fork_child();
     ftu_local_wrapper_after_fork_child();
     Py_RETURN_NONE;
 }

@@ -1,134 +1,37 @@
 /*
- * ConcurrentDict: a dict split into `scaling` shards by key hash.
+ * ConcurrentDict on the core's hash table (csrc/ftu_map.c).
  *
- * Each shard is a built-in dict plus a lock. Reads (d[k], get, in) take no lock of ours:
- * on the free-threaded build a dict lookup is already lock-free and returns a strong
- * reference. Every write to a shard happens under that shard's lock, so writes to
- * different shards run in parallel, and the compound operations (setdefault, pop,
- * compare_and_set, compare_and_delete) are atomic with respect to every other write.
+ * The table holds one owned reference per key and per value, as words. It never compares
+ * keys: a lookup hands back the entries with the key's hash, and this file decides which
+ * stored key is equal to the one asked for, the way dict does (the same object, or
+ * ==). Writes then name the entry by its stored key object, so a comparison made outside
+ * the table stays valid: if that entry was replaced or removed meanwhile, the write
+ * changes nothing and says "look again" (FTU_RETRY), and an insert says so if any key of
+ * the same stripe came or went since the lookup. So no lock of ours is ever held while
+ * Python code runs (a key's __eq__, a finalizer): re-entrant use of the same dict from
+ * __eq__ or __del__ cannot deadlock, and every compound operation (setdefault, pop,
+ * compare_and_set, compare_and_delete) is one step of the table, atomic with respect to
+ * every other write.
  *
- * Why our own lock and not a critical section on the shard dict: the dict functions we
- * call take that critical section themselves, and 3.13 does not support nesting one on
- * the same object (the inner one suspends the outer, which would break atomicity).
- *
- * User code can still run while a shard lock is held: a key's __eq__ during the lookup,
- * the __del__ of a removed key, a finalizer the collector runs there. It may write to this
- * dict or another one, so two rules keep the locks free of deadlock whatever it does:
- *  - a value that a write replaces or removes is released after the lock is, so the
- *    common case (a value's __del__) runs under no lock of ours;
- *  - the shard locks a thread holds form a stack (shard_hold, below). Taking a shard the
- *    thread already holds goes through (recursion); a thread that has to *wait* for a
- *    shard lock first releases ("suspends") every shard lock it holds, and each is
- *    taken back, innermost first, when the operations nested inside it have finished.
- *    So no thread ever waits for a shard lock while holding one: no cycle of waiters.
- *    This is what CPython's critical sections do; the price is theirs too: an operation
- *    whose user code had to wait for another shard is not atomic across that wait.
+ * Safe loads: a reader pins itself (ftu_map_enter) from the lookup until it has taken its
+ * references; the table hands a replaced or removed word back for release (Py_DECREF)
+ * only when no pinned reader can still be holding it. Released words come back in a
+ * ftu_map_release after each write, and are let go after the call, when no lock is held.
+ * Nothing runs Python code while pinned, except the comparisons of exact str, int and
+ * float keys, which are plain C (no allocation, no callback).
  */
 #include "native.h"
 
-#include <stdatomic.h>
+#include <string.h>
 
 #define DEFAULT_SCALING 17
 #define MAX_SCALING 65536
-
-/* One shard, on its own cache line so that writers of neighbouring shards do not
- * contend for the line. */
-union ftu_dict_shard {
-    struct {
-        PyObject *dict;              /* owned; never replaced while the object lives */
-        ftu_mutex lock;              /* held by every write to dict */
-        _Atomic(uintptr_t) owner;    /* thread holding lock, 0 when free or suspended */
-    } s;
-    char pad[64]; /* a power of two: the allocation rounds to it */
-};
-typedef union ftu_dict_shard ftu_dict_shard;
+#define CANDIDATES 8 /* entries of one hash looked at without allocating */
+#define SCAN_BATCH 32
 
 static inline ConcurrentDictObject *as_cd(PyObject *op) { return (ConcurrentDictObject *)op; }
-
-static inline ftu_dict_shard *shards(ConcurrentDictObject *self) { return self->shards; }
-
-/* Multiply-shift instead of a modulo (a 64-bit division costs more than the rest of a
- * lookup). The multiplier mixes every bit of the hash into the top 32, so int keys
- * 0, 1, 2, ... spread over all shards; the shard's dict then indexes by the low bits. */
-static inline ftu_dict_shard *shard_of(ConcurrentDictObject *self, Py_hash_t hash) {
-    uint64_t mixed = ((uint64_t)hash * UINT64_C(0x9E3779B97F4A7C15)) >> 32;
-    return &shards(self)[(mixed * (uint64_t)self->nshards) >> 32];
-}
-
-/* The shard that holds key, or NULL with the error of key's __hash__. */
-static inline ftu_dict_shard *shard_for_key(ConcurrentDictObject *self, PyObject *key) {
-    Py_hash_t hash = PyObject_Hash(key);
-    return hash == -1 ? NULL : shard_of(self, hash);
-}
-
-/* The identity of the running thread, cheaply: on 3.13 the same inline function the
- * reference counting of the free-threaded build uses. */
-static inline uintptr_t thread_id(void) {
-#if PY_VERSION_HEX >= 0x030D0000
-    return _Py_ThreadId();
-#else
-    return (uintptr_t)PyThreadState_Get();
-#endif
-}
-
-/* One shard lock taken by the running thread, in the frame of the function that took it.
- * The thread's entries form a stack, innermost on top. An entry that owns the mutex is
- * "held"; one whose shard the thread already held when it was pushed (recursion) owns
- * nothing; suspension makes every entry own nothing until it is taken back. */
-typedef struct shard_hold {
-    ftu_dict_shard *shard;
-    struct shard_hold *outer;
-    int owns; /* this entry took the mutex and has not released it */
-} shard_hold;
-
-/* The innermost shard lock of this thread (of any ConcurrentDict), or NULL. */
-static _Thread_local shard_hold *held_top;
-
-static void take_mutex(ftu_dict_shard *shard, shard_hold *hold, uintptr_t me) {
-    ftu_mutex_lock(&shard->s.lock);
-    atomic_store_explicit(&shard->s.owner, me, memory_order_relaxed);
-    hold->owns = 1;
-}
-
-static void release_mutex(shard_hold *hold) {
-    atomic_store_explicit(&hold->shard->s.owner, 0, memory_order_relaxed);
-    hold->owns = 0;
-    ftu_mutex_unlock(&hold->shard->s.lock);
-}
-
-/* Takes shard's lock for the running thread and pushes hold. Never waits while holding
- * a shard lock: if the mutex is busy, every lock of the thread is suspended first. */
-static void shard_lock(ftu_dict_shard *shard, shard_hold *hold) {
-    uintptr_t me = thread_id();
-    hold->shard = shard;
-    hold->outer = held_top;
-    hold->owns = 0;
-    if (atomic_load_explicit(&shard->s.owner, memory_order_relaxed) != me) {
-        if (ftu_mutex_trylock(&shard->s.lock)) {
-            atomic_store_explicit(&shard->s.owner, me, memory_order_relaxed);
-            hold->owns = 1;
-        } else {
-            for (shard_hold *h = held_top; h != NULL; h = h->outer) {
-                if (h->owns) release_mutex(h);
-            }
-            take_mutex(shard, hold, me);
-        }
-    }
-    held_top = hold;
-}
-
-/* Pops hold (the innermost entry) and releases its lock if it owns it. If the entry below
- * was suspended meanwhile, takes it back before returning to its operation: every entry
- * below that one is suspended too, so this wait holds no lock of ours either. */
-static void shard_unlock(shard_hold *hold) {
-    if (hold->owns) release_mutex(hold);
-    held_top = hold->outer;
-    shard_hold *outer = held_top;
-    if (outer != NULL) {
-        uintptr_t me = thread_id();
-        if (atomic_load_explicit(&outer->shard->s.owner, memory_order_relaxed) != me) take_mutex(outer->shard, outer, me);
-    }
-}
+static inline PyObject *obj(uint64_t word) { return (PyObject *)(uintptr_t)word; }
+static inline uint64_t word(PyObject *o) { return (uint64_t)(uintptr_t)o; }
 
 static void set_key_error(PyObject *key) {
     PyObject *args = PyTuple_Pack(1, key); /* so a tuple key is not taken as the args */
@@ -138,109 +41,159 @@ static void set_key_error(PyObject *key) {
     }
 }
 
-/* ---- fork ------------------------------------------------------------------------------- *
- * A shard lock may be held while Python code runs (a key's __eq__): under a GIL another
- * thread may run and fork meanwhile, and on the free-threaded build a fork stops every
- * thread at its next safe point, such as one inside that __eq__. fork() copies only the
- * calling thread, so in the child the lock would stay held by a thread that is not there,
- * and the next write to that shard would wait for ever. So every live dict is on a list,
- * and in the child (os.register_at_fork, see blocking.c) every shard lock held by another
- * thread than the one that forked is let go. Its dict is whole: the thread was stopped
- * in user code called by a dict operation, or before it, never inside one. A lock the
- * forking thread holds itself (it forked from a key's __eq__) stays held. */
-
-static ftu_dict_link live_dicts = {&live_dicts, &live_dicts};
-static ftu_pylock live_dicts_lock;
-
-static void live_add(ConcurrentDictObject *self) {
-    FTU_PYLOCK_ACQUIRE(live_dicts_lock);
-    self->live.prev = &live_dicts;
-    self->live.next = live_dicts.next;
-    live_dicts.next->prev = &self->live;
-    live_dicts.next = &self->live;
-    FTU_PYLOCK_RELEASE(live_dicts_lock);
+/* Lets go of the references a write handed back. No lock is held: finalizers may do
+ * anything, including writing to this dict. */
+static void release(ftu_map_release *out) {
+    for (int64_t i = 0; i < out->count; i++) Py_DECREF(obj(out->words[i]));
+    out->count = 0;
 }
 
-static void live_remove(ConcurrentDictObject *self) {
-    if (self->live.next == NULL) return; /* never added */
-    FTU_PYLOCK_ACQUIRE(live_dicts_lock);
-    self->live.prev->next = self->live.next;
-    self->live.next->prev = self->live.prev;
-    FTU_PYLOCK_RELEASE(live_dicts_lock);
-    self->live.prev = self->live.next = NULL;
-}
-
-/* Lets go of shard's lock if a thread other than `me` holds it (the child has no other
- * thread). */
-static void free_if_held_by_another(ftu_dict_shard *shard, uintptr_t me) {
-    uintptr_t owner = atomic_load_explicit(&shard->s.owner, memory_order_relaxed);
-    if (owner == me && owner != 0) return; /* the forking thread's: it may be inside a write */
-#ifdef Py_GIL_DISABLED
-    /* The shard dict's own lock (its critical sections) too. A thread gives up its
-     * critical sections whenever it detaches, so none is held by a thread stopped for the
-     * fork, except one handed, as it was released, to a thread that had waited for it
-     * detached and was stopped while attaching again, before its dict operation began
-     * (CPython's PyMutex hands a lock over to a waiter after 1 ms; seen: a child stuck in
-     * PyDict_Copy of a shard, about 1 fork in 200 with 3 threads writing). */
-    if (shard->s.dict != NULL) shard->s.dict->ob_mutex._bits = 0;
-#endif
-#if PY_VERSION_HEX >= 0x030D0000
-    if (shard->s.lock._bits == 0) return;
-    atomic_store_explicit(&shard->s.owner, 0, memory_order_relaxed);
-    shard->s.lock._bits = 0; /* locked, maybe with parked waiters: none of them is here */
-#else
-    if (ftu_mutex_trylock(&shard->s.lock)) { /* free */
-        ftu_mutex_unlock(&shard->s.lock);
-        return;
+static int pin(void) {
+    if (ftu_map_enter() != FTU_OK) {
+        PyErr_NoMemory();
+        return -1;
     }
-    atomic_store_explicit(&shard->s.owner, 0, memory_order_relaxed);
-    ftu_mutex_unlock(&shard->s.lock); /* a semaphore: any thread may release it */
-#endif
+    return 0;
 }
 
-void ftu_dict_after_fork_child(void) {
-    memset(&live_dicts_lock, 0, sizeof(live_dicts_lock)); /* its holder, if any, is not here */
-    uintptr_t me = thread_id();
-    for (ftu_dict_link *link = live_dicts.next; link != &live_dicts; link = link->next) {
-        ConcurrentDictObject *self = (ConcurrentDictObject *)((char *)link - offsetof(ConcurrentDictObject, live));
-        for (Py_ssize_t i = 0; i < self->nshards; i++) free_if_held_by_another(&shards(self)[i], me);
+/* ---- finding a key ---------------------------------------------------------------------- */
+
+/* Equality of two keys that can be decided in plain C, without running Python code or
+ * allocating: 1 or 0; -1 when it cannot (the caller then uses ==). */
+static inline int plain_equal(PyObject *a, PyObject *b) {
+    PyTypeObject *ta = Py_TYPE(a), *tb = Py_TYPE(b);
+    if (ta != tb) return -1;
+    if (ta == &PyUnicode_Type) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+        return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b) &&
+               memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
     }
+    if (ta == &PyLong_Type || ta == &PyFloat_Type) return PyObject_RichCompareBool(a, b, Py_EQ);
+    return -1;
 }
 
-/* ---- life cycle ----------------------------------------------------------------------- */
+typedef struct {
+    uint64_t version;  /* for an insert if absent */
+    PyObject *key;     /* the stored key (a new reference) if found */
+    PyObject *value;   /* its value (a new reference) if found and asked for */
+} found_entry;
 
-static ConcurrentDictObject *alloc_dict(PyTypeObject *type, Py_ssize_t nshards, int with_dicts) {
+/* Looks key (of hash) up: 1 found (e->key and, with want_value, e->value are new
+ * references), 0 absent, -1 with an exception (a key's __eq__ raised, or no memory). */
+static int find(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value, found_entry *e) {
+    uint64_t keys_buf[CANDIDATES], values_buf[CANDIDATES];
+    uint64_t *keys = keys_buf, *values = values_buf;
+    int64_t cap = CANDIDATES;
+    for (;;) {
+        if (pin() < 0) return -1;
+        int64_t n = ftu_map_lookup(self->map, (uint64_t)hash, keys, values, cap, &e->version);
+        if (n < 0) {
+            ftu_map_leave();
+            PyErr_NoMemory();
+            goto failed;
+        }
+        if (n > cap) { /* many keys share this hash: make room and look again */
+            ftu_map_leave();
+            if (keys != keys_buf) PyMem_Free(keys);
+            if (values != values_buf) PyMem_Free(values);
+            cap = n * 2;
+            keys = PyMem_Malloc((size_t)cap * sizeof(uint64_t));
+            values = PyMem_Malloc((size_t)cap * sizeof(uint64_t));
+            if (keys == NULL || values == NULL) {
+                PyErr_NoMemory();
+                goto failed;
+            }
+            continue;
+        }
+        /* The same object, or keys that compare in plain C: decided while pinned. */
+        int64_t slow = 0;
+        for (int64_t i = 0; i < n; i++) {
+            PyObject *k = obj(keys[i]);
+            int eq = k == key ? 1 : plain_equal(k, key);
+            if (eq == 1) {
+                e->key = Py_NewRef(k);
+                e->value = want_value ? Py_NewRef(obj(values[i])) : NULL;
+                ftu_map_leave();
+                goto done_found;
+            }
+            if (eq < 0) keys[slow++] = keys[i], values[slow - 1] = values[i];
+        }
+        if (slow == 0) {
+            ftu_map_leave();
+            goto done_absent;
+        }
+        /* The others through ==, which may run Python code: not pinned then, holding
+         * references. */
+        for (int64_t i = 0; i < slow; i++) {
+            Py_INCREF(obj(keys[i]));
+            Py_INCREF(obj(values[i]));
+        }
+        ftu_map_leave();
+        int result = 0;
+        int64_t match = -1;
+        for (int64_t i = 0; i < slow && result == 0; i++) {
+            result = PyObject_RichCompareBool(obj(keys[i]), key, Py_EQ);
+            if (result > 0) match = i;
+        }
+        for (int64_t i = 0; i < slow; i++) {
+            if (i == match) continue;
+            Py_DECREF(obj(keys[i]));
+            Py_DECREF(obj(values[i]));
+        }
+        if (result < 0) goto failed;
+        if (match < 0) goto done_absent;
+        e->key = obj(keys[match]);
+        if (want_value) {
+            e->value = obj(values[match]);
+        } else {
+            e->value = NULL;
+            Py_DECREF(obj(values[match]));
+        }
+        goto done_found;
+    }
+done_found:
+    if (keys != keys_buf) PyMem_Free(keys);
+    if (values != values_buf) PyMem_Free(values);
+    return 1;
+done_absent:
+    if (keys != keys_buf) PyMem_Free(keys);
+    if (values != values_buf) PyMem_Free(values);
+    e->key = e->value = NULL;
+    return 0;
+failed:
+    if (keys != keys_buf) PyMem_Free(keys);
+    if (values != values_buf) PyMem_Free(values);
+    e->key = e->value = NULL;
+    return -1;
+}
+
+static void found_clear(found_entry *e) {
+    Py_CLEAR(e->key);
+    Py_CLEAR(e->value);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+static ConcurrentDictObject *alloc_dict(PyTypeObject *type, Py_ssize_t scaling, Py_ssize_t size_hint) {
     ConcurrentDictObject *self = (ConcurrentDictObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    /* One spare shard's worth of bytes to start the array on a cache-line boundary. */
-    self->shards_memory = PyMem_Calloc((size_t)nshards + 1, sizeof(ftu_dict_shard));
-    if (self->shards_memory == NULL) {
+    self->scaling = scaling;
+    self->map = ftu_map_new(size_hint, scaling, 0);
+    if (self->map == NULL) {
         Py_DECREF(self);
         PyErr_NoMemory();
         return NULL;
     }
-    uintptr_t start = ((uintptr_t)self->shards_memory + sizeof(ftu_dict_shard) - 1) & ~(uintptr_t)(sizeof(ftu_dict_shard) - 1);
-    self->shards = (ftu_dict_shard *)start;
-    for (Py_ssize_t i = 0; i < nshards; i++) {
-        ftu_dict_shard *shard = &self->shards[i];
-        if (ftu_mutex_init(&shard->s.lock) < 0) {
-            Py_DECREF(self);
-            return NULL;
-        }
-        self->nshards = i + 1; /* dealloc finalises exactly the shards initialised */
-        if (with_dicts && (shard->s.dict = PyDict_New()) == NULL) {
-            Py_DECREF(self);
-            return NULL;
-        }
-    }
-    live_add(self);
     return self;
 }
 
+static int set_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, PyObject *value);
+static PyObject *ConcurrentDict_update(PyObject *op, PyObject *args, PyObject *kwargs);
+
 static PyObject *ConcurrentDict_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"scaling", NULL};
-    PyObject *scaling_obj = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:ConcurrentDict", kwlist, &scaling_obj)) return NULL;
+    static char *kwlist[] = {"scaling", "dictionary", NULL};
+    PyObject *scaling_obj = NULL, *initial = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:ConcurrentDict", kwlist, &scaling_obj, &initial)) return NULL;
     Py_ssize_t scaling = DEFAULT_SCALING;
     if (scaling_obj != NULL) {
         if (PyBool_Check(scaling_obj) || !PyIndex_Check(scaling_obj)) {
@@ -256,22 +209,54 @@ static PyObject *ConcurrentDict_new(PyTypeObject *type, PyObject *args, PyObject
             return NULL;
         }
     }
-    return (PyObject *)alloc_dict(type, scaling, 1);
+    Py_ssize_t size_hint = 0;
+    if (initial != NULL && initial != Py_None) {
+        size_hint = PyObject_LengthHint(initial, 0);
+        if (size_hint < 0) {
+            PyErr_Clear();
+            size_hint = 0;
+        }
+    }
+    ConcurrentDictObject *self = alloc_dict(type, scaling, size_hint);
+    if (self == NULL || initial == NULL || initial == Py_None) return (PyObject *)self;
+    PyObject *update_args = PyTuple_Pack(1, initial);
+    PyObject *done = update_args == NULL ? NULL : ConcurrentDict_update((PyObject *)self, update_args, NULL);
+    Py_XDECREF(update_args);
+    if (done == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return (PyObject *)self;
 }
 
+static int visit_word(uint64_t w, void *arg) {
+    void **pair = arg;
+    visitproc visit = (visitproc)pair[0];
+    return visit(obj(w), pair[1]);
+}
+
+/* The collector stops every other thread (3.13t) or holds the GIL, so no write is half
+ * done: the table is walked without its locks. */
 static int ConcurrentDict_traverse(PyObject *op, visitproc visit, void *arg) {
     ConcurrentDictObject *self = as_cd(op);
-    for (Py_ssize_t i = 0; i < self->nshards; i++) Py_VISIT(shards(self)[i].s.dict);
-    return 0;
+    if (self->map == NULL) return 0;
+    void *pair[2] = {(void *)visit, arg};
+    return ftu_map_visit(self->map, visit_word, pair);
 }
 
-/* Only the collector calls this, on an unreachable object: no thread is inside one of
- * its methods, so the shard locks are free and not needed. */
-static int ConcurrentDict_clear(PyObject *op) {
-    ConcurrentDictObject *self = as_cd(op);
-    for (Py_ssize_t i = 0; i < self->nshards; i++) {
-        if (shards(self)[i].s.dict != NULL) PyDict_Clear(shards(self)[i].s.dict);
+/* Empties the table of a dict no other code can reach (the collector's tp_clear, dealloc). */
+static void drain(ConcurrentDictObject *self) {
+    if (self->map == NULL) return;
+    uint64_t words[64];
+    int64_t n;
+    while ((n = ftu_map_drain(self->map, words, 64)) > 0) {
+        for (int64_t i = 0; i < n; i++) Py_DECREF(obj(words[i]));
     }
+}
+
+static int ConcurrentDict_clear(PyObject *op) {
+    drain(as_cd(op));
     return 0;
 }
 
@@ -279,21 +264,14 @@ static void ConcurrentDict_dealloc(PyObject *op) {
     ConcurrentDictObject *self = as_cd(op);
     PyTypeObject *type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
-    live_remove(self);
     if (self->weakreflist != NULL) PyObject_ClearWeakRefs(op);
-    if (self->shards != NULL) {
-        for (Py_ssize_t i = 0; i < self->nshards; i++) {
-            Py_CLEAR(shards(self)[i].s.dict);
-            ftu_mutex_fini(&shards(self)[i].s.lock);
-        }
-        self->shards = NULL;
-    }
-    PyMem_Free(self->shards_memory);
-    self->shards_memory = NULL;
+    drain(self);
+    ftu_map_free(self->map);
+    self->map = NULL;
     type->tp_free(op);
 }
 
-/* ---- reads (lock-free) ------------------------------------------------------------------ */
+/* ---- reads -------------------------------------------------------------------------------- */
 
 static PyObject *str_missing; /* "__missing__", interned */
 
@@ -320,24 +298,36 @@ static PyObject *missing_key(PyObject *op, PyObject *key) {
     return NULL;
 }
 
+/* The value of key (a new reference), NULL with no exception if absent, NULL with one on
+ * error. The common case, the very key object stored, touches the table once. */
+static PyObject *get_value(ConcurrentDictObject *self, PyObject *key) {
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) return NULL;
+    found_entry e;
+    int found = find(self, key, hash, 1, &e);
+    if (found <= 0) return NULL;
+    Py_DECREF(e.key);
+    return e.value;
+}
+
 static PyObject *ConcurrentDict_subscript(PyObject *op, PyObject *key) {
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
-    if (shard == NULL) return NULL;
-    PyObject *value;
-    int found = PyDict_GetItemRef(shard->s.dict, key, &value);
-    return found == 0 ? missing_key(op, key) : value;
+    PyObject *value = get_value(as_cd(op), key);
+    if (value == NULL && !PyErr_Occurred()) return missing_key(op, key);
+    return value;
 }
 
 static int ConcurrentDict_contains(PyObject *op, PyObject *key) {
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
-    return shard == NULL ? -1 : PyDict_Contains(shard->s.dict, key);
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) return -1;
+    found_entry e;
+    int found = find(as_cd(op), key, hash, 0, &e);
+    found_clear(&e);
+    return found;
 }
 
 static Py_ssize_t ConcurrentDict_length(PyObject *op) {
-    ConcurrentDictObject *self = as_cd(op);
-    Py_ssize_t total = 0;
-    for (Py_ssize_t i = 0; i < self->nshards; i++) total += PyDict_Size(shards(self)[i].s.dict);
-    return total;
+    int64_t n = ftu_map_size(as_cd(op)->map);
+    return n < 0 ? 0 : (Py_ssize_t)n;
 }
 
 static PyObject *ConcurrentDict_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
@@ -345,39 +335,86 @@ static PyObject *ConcurrentDict_get(PyObject *op, PyObject *const *args, Py_ssiz
         PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd", nargs);
         return NULL;
     }
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), args[0]);
-    if (shard == NULL) return NULL;
-    PyObject *value;
-    int found = PyDict_GetItemRef(shard->s.dict, args[0], &value);
-    if (found == 0) return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+    PyObject *value = get_value(as_cd(op), args[0]);
+    if (value == NULL && !PyErr_Occurred()) return Py_NewRef(nargs == 2 ? args[1] : Py_None);
     return value;
 }
 
-/* ---- writes (under the shard lock) ------------------------------------------------------ */
+/* ---- writes ------------------------------------------------------------------------------- */
 
-/* Every write keeps a reference to the value it replaces or removes (`old`) and releases
- * it after unlocking: that value's __del__ may write to this dict. */
+/* d[key] = value: replaces the value of an equal key, or adds key. 0, or -1 with an
+ * exception. */
+static int set_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, PyObject *value) {
+    ftu_map_release out;
+    for (;;) {
+        found_entry e;
+        int found = find(self, key, hash, 0, &e);
+        if (found < 0) return -1;
+        int status;
+        if (found) {
+            uint64_t previous;
+            status = ftu_map_replace(self->map, (uint64_t)hash, word(e.key), word(Py_NewRef(value)), 0, 0, &previous,
+                                     &out);
+            if (status != FTU_OK) Py_DECREF(value);
+        } else {
+            status = ftu_map_insert(self->map, (uint64_t)hash, word(Py_NewRef(key)), word(Py_NewRef(value)),
+                                    e.version, &out);
+            if (status != FTU_OK) {
+                Py_DECREF(key);
+                Py_DECREF(value);
+            }
+        }
+        found_clear(&e);
+        release(&out);
+        if (status == FTU_OK) return 0;
+        if (status == FTU_NO_MEMORY) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        /* FTU_RETRY: the entry or the stripe changed since the lookup */
+    }
+}
+
+/* Removes key if present (and, with check, only if its value is `expected`). With
+ * `value_out`, stores a new reference to the value removed there. 1 removed, 0 absent
+ * (or another value, with check), -1 with an exception. */
+static int remove_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int check, PyObject *expected,
+                       PyObject **value_out) {
+    ftu_map_release out;
+    for (;;) {
+        found_entry e;
+        int found = find(self, key, hash, 0, &e);
+        if (found <= 0) return found;
+        uint64_t previous;
+        /* Pinned from before the remove until the value removed is ours: until then its
+         * reference may be handed back for release (to this thread or another). */
+        if (value_out != NULL && pin() < 0) {
+            found_clear(&e);
+            return -1;
+        }
+        int status = ftu_map_remove(self->map, (uint64_t)hash, word(e.key), check, word(expected), &previous, &out);
+        if (value_out != NULL) {
+            if (status == FTU_OK) *value_out = Py_NewRef(obj(previous));
+            ftu_map_leave();
+        }
+        found_clear(&e);
+        release(&out);
+        if (status == FTU_OK) return 1;
+        if (status == FTU_MISMATCH) return 0;
+        if (status == FTU_NO_MEMORY) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+}
+
 static int ConcurrentDict_ass_subscript(PyObject *op, PyObject *key, PyObject *value) {
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
-    if (shard == NULL) return -1;
-    PyObject *old;
-    int result;
-    shard_hold hold;
-    shard_lock(shard, &hold);
-    if (value != NULL) {
-        /* One lookup to insert a new key; a present one is replaced by a second. */
-        result = PyDict_SetDefaultRef(shard->s.dict, key, value, &old);
-        if (result > 0) result = PyDict_SetItem(shard->s.dict, key, value);
-    } else {
-        result = PyDict_Pop(shard->s.dict, key, &old);
-    }
-    shard_unlock(&hold);
-    Py_XDECREF(old);
-    if (result == 0 && value == NULL) {
-        set_key_error(key);
-        return -1;
-    }
-    return result < 0 ? -1 : 0;
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) return -1;
+    if (value != NULL) return set_item(as_cd(op), key, hash, value);
+    int removed = remove_item(as_cd(op), key, hash, 0, NULL, NULL);
+    if (removed == 0) set_key_error(key);
+    return removed > 0 ? 0 : -1;
 }
 
 static PyObject *ConcurrentDict_pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
@@ -386,16 +423,15 @@ static PyObject *ConcurrentDict_pop(PyObject *op, PyObject *const *args, Py_ssiz
         return NULL;
     }
     PyObject *key = args[0];
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
-    if (shard == NULL) return NULL;
-    PyObject *value;
-    shard_hold hold;
-    shard_lock(shard, &hold);
-    int found = PyDict_Pop(shard->s.dict, key, &value); /* value: ours, released by the caller */
-    shard_unlock(&hold);
-    if (found == 0) {
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) return NULL;
+    PyObject *value = NULL;
+    int removed = remove_item(as_cd(op), key, hash, 0, NULL, &value);
+    if (removed < 0) return NULL;
+    if (removed == 0) {
         if (nargs == 2) return Py_NewRef(args[1]);
         set_key_error(key);
+        return NULL;
     }
     return value;
 }
@@ -405,37 +441,54 @@ static PyObject *ConcurrentDict_setdefault(PyObject *op, PyObject *const *args, 
         PyErr_Format(PyExc_TypeError, "setdefault expected 1 or 2 arguments, got %zd", nargs);
         return NULL;
     }
+    ConcurrentDictObject *self = as_cd(op);
     PyObject *key = args[0], *default_value = nargs == 2 ? args[1] : Py_None;
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
-    if (shard == NULL) return NULL;
-    PyObject *value;
-    /* Lock-free fast path: most calls find the key. */
-    int found = PyDict_GetItemRef(shard->s.dict, key, &value);
-    if (found != 0) return value;
-    shard_hold hold;
-    shard_lock(shard, &hold);
-    PyDict_SetDefaultRef(shard->s.dict, key, default_value, &value);
-    shard_unlock(&hold);
-    return value;
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) return NULL;
+    ftu_map_release out;
+    for (;;) {
+        found_entry e;
+        int found = find(self, key, hash, 1, &e);
+        if (found < 0) return NULL;
+        if (found) {
+            Py_DECREF(e.key);
+            return e.value;
+        }
+        int status = ftu_map_insert(self->map, (uint64_t)hash, word(Py_NewRef(key)), word(Py_NewRef(default_value)),
+                                    e.version, &out);
+        if (status != FTU_OK) {
+            Py_DECREF(key);
+            Py_DECREF(default_value);
+        }
+        release(&out);
+        if (status == FTU_OK) return Py_NewRef(default_value);
+        if (status == FTU_NO_MEMORY) return PyErr_NoMemory();
+    }
 }
 
-/* If key's value is expected, store value (NULL: delete key), as one step under the
- * shard lock. True if it did, False if not (also when key is absent). */
-static PyObject *compare_and(PyObject *op, PyObject *key, PyObject *expected, PyObject *value) {
-    ftu_dict_shard *shard = shard_for_key(as_cd(op), key);
-    if (shard == NULL) return NULL;
-    PyObject *current; /* the value replaced or removed, if it is expected */
-    shard_hold hold;
-    shard_lock(shard, &hold);
-    int result = PyDict_GetItemRef(shard->s.dict, key, &current);
-    if (result > 0) {
-        result = current == expected;
-        if (result && (value ? PyDict_SetItem(shard->s.dict, key, value) : PyDict_DelItem(shard->s.dict, key)) < 0)
-            result = -1;
+/* Stores value in key's entry if it holds `expected` (by identity). 1 stored, 0 not
+ * (another value, or key absent), -1 with an exception. */
+static int replace_if(ConcurrentDictObject *self, PyObject *key, PyObject *expected, PyObject *value) {
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) return -1;
+    ftu_map_release out;
+    for (;;) {
+        found_entry e;
+        int found = find(self, key, hash, 0, &e);
+        if (found <= 0) return found;
+        uint64_t previous;
+        int status = ftu_map_replace(self->map, (uint64_t)hash, word(e.key), word(Py_NewRef(value)), 1,
+                                     word(expected), &previous, &out);
+        if (status != FTU_OK) Py_DECREF(value);
+        found_clear(&e);
+        release(&out);
+        if (status == FTU_OK) return 1;
+        if (status == FTU_MISMATCH) return 0;
+        if (status == FTU_NO_MEMORY) {
+            PyErr_NoMemory();
+            return -1;
+        }
     }
-    shard_unlock(&hold);
-    Py_XDECREF(current);
-    return result < 0 ? NULL : PyBool_FromLong(result);
 }
 
 static PyObject *ConcurrentDict_compare_and_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
@@ -443,7 +496,8 @@ static PyObject *ConcurrentDict_compare_and_set(PyObject *op, PyObject *const *a
         PyErr_Format(PyExc_TypeError, "compare_and_set expected 3 arguments, got %zd", nargs);
         return NULL;
     }
-    return compare_and(op, args[0], args[1], args[2]);
+    int result = replace_if(as_cd(op), args[0], args[1], args[2]);
+    return result < 0 ? NULL : PyBool_FromLong(result);
 }
 
 static PyObject *ConcurrentDict_compare_and_delete(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
@@ -451,63 +505,167 @@ static PyObject *ConcurrentDict_compare_and_delete(PyObject *op, PyObject *const
         PyErr_Format(PyExc_TypeError, "compare_and_delete expected 2 arguments, got %zd", nargs);
         return NULL;
     }
-    return compare_and(op, args[0], args[1], NULL);
+    Py_hash_t hash = PyObject_Hash(args[0]);
+    if (hash == -1) return NULL;
+    int result = remove_item(as_cd(op), args[0], hash, 1, args[1], NULL);
+    return result < 0 ? NULL : PyBool_FromLong(result);
 }
 
-static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(ignored)) {
-    ConcurrentDictObject *self = as_cd(op);
-    /* Copies keep the removed keys and values alive until every shard is cleared: their
-     * finalizers run after clear() (a write they make is not wiped by it). */
-    PyObject **removed = PyMem_Calloc((size_t)self->nshards, sizeof(PyObject *));
-    if (removed == NULL) return PyErr_NoMemory();
-    Py_ssize_t done = 0;
-    for (; done < self->nshards; done++) {
-        ftu_dict_shard *shard = &shards(self)[done];
-        shard_hold hold;
-        shard_lock(shard, &hold);
-        removed[done] = PyDict_Copy(shard->s.dict);
-        if (removed[done] != NULL) PyDict_Clear(shard->s.dict);
-        shard_unlock(&hold);
-        if (removed[done] == NULL) break;
+/* ---- walking the table ------------------------------------------------------------------ */
+
+/* One batch of a weakly consistent walk: new references to up to SCAN_BATCH entries'
+ * keys (and values), their hashes; the count, or -1 with an exception. */
+typedef struct {
+    uint64_t cursor;
+    int done;
+    int64_t count;
+    uint64_t hashes[SCAN_BATCH], keys[SCAN_BATCH], values[SCAN_BATCH];
+} scan_batch;
+
+static int scan_next(ConcurrentDictObject *self, scan_batch *b, int with_values) {
+    if (pin() < 0) return -1;
+    int64_t n = ftu_map_scan(self->map, &b->cursor, &b->done, b->hashes, b->keys, b->values, SCAN_BATCH);
+    for (int64_t i = 0; i < n; i++) {
+        Py_INCREF(obj(b->keys[i]));
+        if (with_values) Py_INCREF(obj(b->values[i]));
     }
-    for (Py_ssize_t i = 0; i < done; i++) Py_DECREF(removed[i]);
-    PyMem_Free(removed);
-    if (done < self->nshards) return NULL;
-    Py_RETURN_NONE;
+    ftu_map_leave();
+    if (n == -1) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (n < -1) return -2; /* more keys share the next hash than a batch holds */
+    b->count = n;
+    return 0;
 }
 
-/* ---- whole-dict operations ------------------------------------------------------------- */
+/* The next group of keys that share one hash and do not fit in a batch: a PyMem block
+ * of 3 * *cap words (hashes, keys, values; new references to the keys, and to the
+ * values with with_values) in *mem, and their count; -1 with an exception. */
+static int64_t scan_group(ConcurrentDictObject *self, uint64_t *cursor, int *done, int with_values, uint64_t **mem,
+                          int64_t *cap) {
+    *cap = SCAN_BATCH;
+    for (;;) {
+        *cap *= 4;
+        *mem = PyMem_Malloc((size_t)*cap * 3 * sizeof(uint64_t));
+        if (*mem == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (pin() < 0) {
+            PyMem_Free(*mem);
+            return -1;
+        }
+        uint64_t *m = *mem;
+        int64_t n = ftu_map_scan(self->map, cursor, done, m, m + *cap, m + 2 * *cap, *cap);
+        for (int64_t i = 0; i < n; i++) {
+            Py_INCREF(obj(m[*cap + i]));
+            if (with_values) Py_INCREF(obj(m[2 * *cap + i]));
+        }
+        ftu_map_leave();
+        if (n >= 0) return n;
+        PyMem_Free(*mem);
+        if (n == -1) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+}
+
+static void batch_release(scan_batch *b, int with_values) {
+    for (int64_t i = 0; i < b->count; i++) {
+        Py_DECREF(obj(b->keys[i]));
+        if (with_values) Py_DECREF(obj(b->values[i]));
+    }
+    b->count = 0;
+}
+
+/* Calls each(arg, hash, key, value) for every entry (borrowed references, valid during
+ * the call), a batch at a time: weakly consistent. Groups of keys sharing a hash larger
+ * than a batch are fetched whole into a bigger buffer. Stops at the first non-zero
+ * result of each and returns it (-1: with an exception); 0 once every entry was seen. */
+static int walk(ConcurrentDictObject *self, int with_values,
+                int (*each)(void *arg, uint64_t hash, PyObject *key, PyObject *value), void *arg) {
+    scan_batch b;
+    b.cursor = 0;
+    b.done = 0;
+    b.count = 0;
+    while (!b.done) {
+        int r = scan_next(self, &b, with_values);
+        if (r == -1) return -1;
+        if (r == -2) { /* a group bigger than a batch */
+            uint64_t *mem;
+            int64_t cap, n = scan_group(self, &b.cursor, &b.done, with_values, &mem, &cap);
+            if (n < 0) return -1;
+            int result = 0;
+            for (int64_t i = 0; i < n; i++) {
+                if (result == 0) result = each(arg, mem[i], obj(mem[cap + i]), with_values ? obj(mem[2 * cap + i]) : NULL);
+                Py_DECREF(obj(mem[cap + i]));
+                if (with_values) Py_DECREF(obj(mem[2 * cap + i]));
+            }
+            PyMem_Free(mem);
+            if (result != 0) return result;
+            continue;
+        }
+        int result = 0;
+        for (int64_t i = 0; i < b.count && result == 0; i++)
+            result = each(arg, b.hashes[i], obj(b.keys[i]), with_values ? obj(b.values[i]) : NULL);
+        batch_release(&b, with_values);
+        if (result != 0) return result;
+    }
+    return 0;
+}
+
+/* ---- whole-dict operations ------------------------------------------------------------ */
 
 static int is_concurrent_dict(PyObject *op) { return PyObject_TypeCheck(op, &ConcurrentDict_Type); }
 
-/* A copy of shard's dict, taken under its lock. Copying may run a key's __eq__ (when the
- * copy is built by inserting, with keys whose hashes collide), and under a GIL another
- * thread may then write to the shard: without the lock the copy would fail with
- * "dict mutated during update" (seen with 2 writers and as_dict, GIL CPython 3.11). */
-static PyObject *shard_copy(ftu_dict_shard *shard) {
-    shard_hold hold;
-    shard_lock(shard, &hold);
-    PyObject *copy = PyDict_Copy(shard->s.dict);
-    shard_unlock(&hold);
-    return copy;
+static int each_into_dict(void *arg, uint64_t hash, PyObject *key, PyObject *value) {
+    (void)hash;
+    return PyDict_SetItem((PyObject *)arg, key, value);
 }
 
 static PyObject *ConcurrentDict_as_dict(PyObject *op, PyObject *Py_UNUSED(ignored)) {
-    ConcurrentDictObject *self = as_cd(op);
     PyObject *result = PyDict_New();
     if (result == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < self->nshards; i++) {
-        /* Each shard as it is at one instant, merged from a private copy (the merge can
-         * run a key's __eq__ too, and no other thread sees the copy). */
-        PyObject *part = shard_copy(&shards(self)[i]);
-        if (part == NULL || PyDict_Update(result, part) < 0) {
-            Py_XDECREF(part);
-            Py_DECREF(result);
-            return NULL;
-        }
-        Py_DECREF(part);
-    }
+    if (walk(as_cd(op), 1, each_into_dict, result) < 0) Py_CLEAR(result);
     return result;
+}
+
+/* Removed keys and values are kept until clear() ends, so their finalizers run after it
+ * (a write they make is not wiped by it); if keeping one fails it is let go at once. */
+typedef struct {
+    ConcurrentDictObject *self;
+    PyObject *kept;
+} clear_state;
+
+static int each_remove(void *arg, uint64_t hash, PyObject *key, PyObject *value) {
+    (void)value;
+    clear_state *c = arg;
+    ftu_map_release out;
+    uint64_t previous;
+    int status = ftu_map_remove(c->self->map, hash, word(key), 0, 0, &previous, &out);
+    for (int64_t i = 0; i < out.count; i++) {
+        PyObject *o = obj(out.words[i]);
+        if (PyList_Append(c->kept, o) < 0) PyErr_Clear();
+        Py_DECREF(o);
+    }
+    if (status == FTU_NO_MEMORY) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0; /* FTU_RETRY: another thread removed it first */
+}
+
+static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    clear_state c = {as_cd(op), PyList_New(0)};
+    if (c.kept == NULL) return NULL;
+    /* Entries added after the walk passed their place stay (clear is not atomic as a
+     * whole, as before). */
+    int result = walk(c.self, 0, each_remove, &c);
+    Py_DECREF(c.kept);
+    if (result < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 /* Stores every pair of items_dict, a dict of our own that no other code can reach (so
@@ -517,7 +675,8 @@ static int set_all(PyObject *op, PyObject *items_dict) {
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (PyDict_Next(items_dict, &pos, &key, &value)) {
-        if (ConcurrentDict_ass_subscript(op, key, value) < 0) return -1;
+        Py_hash_t hash = PyObject_Hash(key);
+        if (hash == -1 || set_item(as_cd(op), key, hash, value) < 0) return -1;
     }
     return 0;
 }
@@ -544,57 +703,43 @@ static PyObject *ConcurrentDict_update(PyObject *op, PyObject *args, PyObject *k
     Py_RETURN_NONE;
 }
 
+static int each_into_copy(void *arg, uint64_t hash, PyObject *key, PyObject *value) {
+    return set_item((ConcurrentDictObject *)arg, key, (Py_hash_t)hash, value);
+}
+
 static PyObject *ConcurrentDict_copy(PyObject *op, PyObject *Py_UNUSED(ignored)) {
     ConcurrentDictObject *self = as_cd(op);
-    ConcurrentDictObject *copy = alloc_dict(&ConcurrentDict_Type, self->nshards, 0);
+    ConcurrentDictObject *copy = alloc_dict(&ConcurrentDict_Type, self->scaling, ftu_map_size(self->map));
     if (copy == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < self->nshards; i++) {
-        /* Same shard count, so every key belongs to the same shard in the copy. */
-        if ((shards(copy)[i].s.dict = shard_copy(&shards(self)[i])) == NULL) {
-            Py_DECREF(copy);
-            return NULL;
-        }
-    }
+    if (walk(self, 1, each_into_copy, copy) < 0) Py_CLEAR(copy);
     return (PyObject *)copy;
 }
 
-/* What a snapshot of a shard lists. */
+/* What a snapshot lists. */
 enum { SNAP_KEYS, SNAP_VALUES, SNAP_ITEMS };
 
-static PyObject *str_values, *str_items; /* "values", "items", interned */
+typedef struct {
+    PyObject *list;
+    int what;
+} snapshot_state;
 
-/* Appends to list the keys, values or (key, value) items of dict, as they are at one
- * instant; -1 with an error. On 3.13+ list.extend of the dict or of its view, which holds
- * both objects' critical sections: not PyDict_Keys and co there, whose PyList_New(n) on
- * the free-threaded 3.13 releases a half-made list (a crash) when memory runs out. */
-static int extend_snapshot(PyObject *list, PyObject *dict, int what) {
-#if PY_VERSION_HEX >= 0x030D0000
-    if (what == SNAP_KEYS) return PyList_Extend(list, dict);
-    PyObject *view = PyObject_CallMethodNoArgs(dict, what == SNAP_VALUES ? str_values : str_items);
-    if (view == NULL) return -1;
-    int result = PyList_Extend(list, view);
-    Py_DECREF(view);
+static int each_into_list(void *arg, uint64_t hash, PyObject *key, PyObject *value) {
+    (void)hash;
+    snapshot_state *s = arg;
+    if (s->what == SNAP_KEYS) return PyList_Append(s->list, key);
+    if (s->what == SNAP_VALUES) return PyList_Append(s->list, value);
+    PyObject *pair = PyTuple_Pack(2, key, value);
+    if (pair == NULL) return -1;
+    int result = PyList_Append(s->list, pair);
+    Py_DECREF(pair);
     return result;
-#else
-    PyObject *part = what == SNAP_KEYS ? PyDict_Keys(dict) : what == SNAP_VALUES ? PyDict_Values(dict) : PyDict_Items(dict);
-    if (part == NULL) return -1;
-    int result = PyList_SetSlice(list, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, part);
-    Py_DECREF(part);
-    return result;
-#endif
 }
 
 static PyObject *snapshot_list(PyObject *op, int what) {
-    ConcurrentDictObject *self = as_cd(op);
-    PyObject *result = PyList_New(0);
-    if (result == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < self->nshards; i++) {
-        if (extend_snapshot(result, shards(self)[i].s.dict, what) < 0) {
-            Py_DECREF(result);
-            return NULL;
-        }
-    }
-    return result;
+    snapshot_state s = {PyList_New(0), what};
+    if (s.list == NULL) return NULL;
+    if (walk(as_cd(op), what != SNAP_KEYS, each_into_list, &s) < 0) Py_CLEAR(s.list);
+    return s.list;
 }
 
 static PyObject *ConcurrentDict_keys(PyObject *op, PyObject *Py_UNUSED(ignored)) {
@@ -663,33 +808,132 @@ static PyObject *ConcurrentDict_reduce(PyObject *op, PyObject *Py_UNUSED(ignored
         Py_DECREF(state);
         return NULL;
     }
-    return Py_BuildValue("O(On)NON", copyreg_newobj, (PyObject *)Py_TYPE(op), as_cd(op)->nshards, state, Py_None,
+    return Py_BuildValue("O(On)NON", copyreg_newobj, (PyObject *)Py_TYPE(op), as_cd(op)->scaling, state, Py_None,
                          iterator);
 }
 
 static PyObject *ConcurrentDict_get_scaling(PyObject *op, void *Py_UNUSED(closure)) {
-    return PyLong_FromSsize_t(as_cd(op)->nshards);
+    return PyLong_FromSsize_t(as_cd(op)->scaling);
 }
 
-/* ---- iteration: one shard snapshot at a time -------------------------------------------- */
+/* popitem: removes the first entry of the walk that no other thread removes first. */
+typedef struct {
+    ConcurrentDictObject *self;
+    PyObject *pair;
+} popitem_state;
 
-/* Iterator over the keys of a ConcurrentDict: walks the shards in order and takes a
- * snapshot of each shard's keys when it reaches it, so writes by other threads never
- * break it (weakly consistent: a key present throughout is seen exactly once).
+static int each_popitem(void *arg, uint64_t hash, PyObject *key, PyObject *value) {
+    (void)value;
+    popitem_state *p = arg;
+    ftu_map_release out;
+    uint64_t previous;
+    if (pin() < 0) return -1;
+    int status = ftu_map_remove(p->self->map, hash, word(key), 0, 0, &previous, &out);
+    PyObject *removed = status == FTU_OK ? Py_NewRef(obj(previous)) : NULL;
+    ftu_map_leave();
+    release(&out);
+    if (status == FTU_NO_MEMORY) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (removed == NULL) return 0; /* another thread removed it first: the next one */
+    p->pair = PyTuple_Pack(2, key, removed);
+    Py_DECREF(removed); /* a failed pack drops the pair, as a failed return would */
+    return p->pair == NULL ? -1 : 1;
+}
+
+static PyObject *ConcurrentDict_popitem(PyObject *op, PyObject *Py_UNUSED(ignored)) {
+    popitem_state p = {as_cd(op), NULL};
+    int result = walk(p.self, 0, each_popitem, &p);
+    if (result < 0) return NULL;
+    if (result == 0) {
+        PyErr_SetString(PyExc_KeyError, "popitem(): dictionary is empty");
+        return NULL;
+    }
+    return p.pair;
+}
+
+static PyObject *ConcurrentDict_fromkeys(PyObject *cls, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "fromkeys expected 1 or 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *value = nargs == 2 ? args[1] : Py_None;
+    PyObject *iterator = PyObject_GetIter(args[0]);
+    if (iterator == NULL) return NULL;
+    PyObject *result = PyObject_CallNoArgs(cls);
+    PyObject *key;
+    while (result != NULL && (key = PyIter_Next(iterator)) != NULL) {
+        if (PyObject_SetItem(result, key, value) < 0) Py_CLEAR(result); /* as dict: through __setitem__ */
+        Py_DECREF(key);
+    }
+    Py_DECREF(iterator);
+    if (result != NULL && PyErr_Occurred()) Py_CLEAR(result);
+    return result;
+}
+
+static PyObject *mapping_abc; /* collections.abc.Mapping */
+
+/* What | takes: a dict, a ConcurrentDict or another Mapping. 1, 0, or -1 with an error. */
+static int is_mapping(PyObject *op) {
+    if (PyDict_Check(op) || is_concurrent_dict(op)) return 1;
+    return PyObject_IsInstance(op, mapping_abc);
+}
+
+static int update_from(PyObject *target, PyObject *source) {
+    PyObject *args = PyTuple_Pack(1, source);
+    PyObject *done = args == NULL ? NULL : ConcurrentDict_update(target, args, NULL);
+    Py_XDECREF(args);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+/* d | other: a new ConcurrentDict (as d.copy()) with other's pairs over d's; other | d
+ * (other a mapping that is not a ConcurrentDict): one with d's pairs over other's. */
+static PyObject *ConcurrentDict_or(PyObject *left, PyObject *right) {
+    int ours = is_concurrent_dict(left);
+    int ok = is_mapping(ours ? right : left);
+    if (ok <= 0) {
+        if (ok < 0) return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *result = ours ? ConcurrentDict_copy(left, NULL)
+                            : (PyObject *)alloc_dict(&ConcurrentDict_Type, as_cd(right)->scaling, 0);
+    if (result == NULL) return NULL;
+    if ((!ours && update_from(result, left) < 0) || update_from(result, right) < 0) Py_CLEAR(result);
+    return result;
+}
+
+/* d |= other: d.update(other) (other: a mapping or an iterable of pairs, as dict's |=). */
+static PyObject *ConcurrentDict_ior(PyObject *left, PyObject *right) {
+    if (update_from(left, right) < 0) return NULL;
+    return Py_NewRef(left);
+}
+
+static PyNumberMethods ConcurrentDict_as_number = {
+    .nb_or = ConcurrentDict_or,
+    .nb_inplace_or = ConcurrentDict_ior,
+};
+
+/* ---- iteration: a batch of keys at a time ------------------------------------------------ */
+
+/* Iterator over the keys of a ConcurrentDict: walks the table in the order of the hashes
+ * (ftu_map_scan), a batch of keys at a time, so writes by other threads never break it
+ * (weakly consistent: a key present throughout is seen exactly once).
  *
  * Threads may share one iterator: its fields change only under its lock, which is never
- * held across anything that runs Python code or waits (under the GIL those short steps
- * are atomic by themselves and the lock compiles away). Each key of a snapshot is handed
- * out once; the snapshot of the next shard is taken outside the lock, and when several
- * threads take it at once, the first to come back installs it and the others drop
- * theirs, so every shard is walked once. */
+ * held across anything that runs Python code or waits. Each key of a batch is handed out
+ * once; the next batch is fetched outside the lock, and when several threads fetch it at
+ * once, the first to come back installs it and the others drop theirs. */
 typedef struct {
     PyObject_HEAD
     ftu_pylock lock;
-    PyObject *dict;     /* the ConcurrentDict, owned; NULL once exhausted */
-    Py_ssize_t shard;   /* index of the shard the snapshot came from */
-    PyObject *snapshot; /* list of that shard's keys, owned, or NULL */
-    Py_ssize_t pos;     /* next index in snapshot */
+    PyObject *dict;   /* the ConcurrentDict, owned; NULL once exhausted */
+    uint64_t cursor;  /* where the next batch starts */
+    int done;         /* no batch after the current one */
+    uint64_t fetches; /* batches installed: a fetch that started before one was installed is stale */
+    PyObject *batch;  /* tuple of keys, owned, or NULL */
+    Py_ssize_t pos;   /* next index in batch */
 } ConcurrentDictIteratorObject;
 
 static PyTypeObject ConcurrentDictIterator_Type;
@@ -699,8 +943,10 @@ static PyObject *ConcurrentDict_iter(PyObject *op) {
     if (it == NULL) return NULL;
     memset(&it->lock, 0, sizeof(it->lock));
     it->dict = Py_NewRef(op);
-    it->shard = -1;
-    it->snapshot = NULL;
+    it->cursor = 0;
+    it->done = 0;
+    it->fetches = 0;
+    it->batch = NULL;
     it->pos = 0;
     PyObject_GC_Track(it);
     return (PyObject *)it;
@@ -709,36 +955,64 @@ static PyObject *ConcurrentDict_iter(PyObject *op) {
 static PyObject *ConcurrentDictIterator_next(PyObject *op) {
     ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
     for (;;) {
-        /* Under the lock: take the next key, or see which shard comes next. What the
-         * iterator lets go of is released after the lock. */
         PyObject *key = NULL, *dict = NULL, *dropped_dict = NULL, *dropped_keys = NULL;
+        uint64_t cursor = 0, fetches = 0;
         FTU_PYLOCK_ACQUIRE(it->lock);
-        Py_ssize_t next_shard = it->shard + 1;
-        if (it->snapshot != NULL && it->pos < PyList_GET_SIZE(it->snapshot)) {
-            key = Py_NewRef(PyList_GET_ITEM(it->snapshot, it->pos++));
-        } else if (it->dict != NULL && next_shard < as_cd(it->dict)->nshards) {
+        if (it->batch != NULL && it->pos < PyTuple_GET_SIZE(it->batch)) {
+            key = Py_NewRef(PyTuple_GET_ITEM(it->batch, it->pos++));
+        } else if (it->dict != NULL && !it->done) {
             dict = Py_NewRef(it->dict);
-        } else { /* every shard walked */
+            cursor = it->cursor;
+            fetches = it->fetches;
+        } else { /* the walk is over */
             dropped_dict = it->dict;
-            dropped_keys = it->snapshot;
-            it->dict = it->snapshot = NULL;
+            dropped_keys = it->batch;
+            it->dict = it->batch = NULL;
         }
         FTU_PYLOCK_RELEASE(it->lock);
         Py_XDECREF(dropped_dict);
         Py_XDECREF(dropped_keys);
         if (dict == NULL) return key; /* a key, or NULL at the end */
 
-        PyObject *fresh = PyList_New(0);
-        if (fresh != NULL && extend_snapshot(fresh, shards(as_cd(dict))[next_shard].s.dict, SNAP_KEYS) < 0)
-            Py_CLEAR(fresh);
+        /* The next batch, from a private cursor. */
+        scan_batch b;
+        b.cursor = cursor;
+        b.done = 0;
+        b.count = 0;
+        PyObject *fresh = NULL;
+        int r = scan_next(as_cd(dict), &b, 0);
+        if (r == -2) { /* a group of keys sharing one hash, bigger than a batch */
+            uint64_t *mem;
+            int64_t cap, n = scan_group(as_cd(dict), &b.cursor, &b.done, 0, &mem, &cap);
+            if (n >= 0) {
+                fresh = PyTuple_New(n);
+                for (int64_t i = 0; i < n; i++) {
+                    if (fresh != NULL) PyTuple_SET_ITEM(fresh, i, obj(mem[cap + i])); /* steals */
+                    else Py_DECREF(obj(mem[cap + i]));
+                }
+                PyMem_Free(mem);
+            }
+        } else if (r == 0) {
+            /* A tuple: on 3.13t PyList_New(n) frees a half-made list when its array cannot
+             * be allocated (a crash). */
+            fresh = PyTuple_New(b.count);
+            if (fresh == NULL) {
+                batch_release(&b, 0);
+            } else {
+                for (int64_t i = 0; i < b.count; i++) PyTuple_SET_ITEM(fresh, i, obj(b.keys[i])); /* steals */
+                b.count = 0;
+            }
+        }
         Py_DECREF(dict);
         if (fresh == NULL) return NULL;
         FTU_PYLOCK_ACQUIRE(it->lock);
-        if (it->dict != NULL && it->shard + 1 == next_shard) { /* first back: install it */
-            dropped_keys = it->snapshot;
-            it->snapshot = fresh;
-            it->shard = next_shard;
+        if (it->dict != NULL && it->fetches == fetches) { /* first back: install it */
+            dropped_keys = it->batch;
+            it->batch = fresh;
             it->pos = 0;
+            it->cursor = b.cursor;
+            it->done = b.done;
+            it->fetches++;
             fresh = NULL;
         }
         FTU_PYLOCK_RELEASE(it->lock);
@@ -750,7 +1024,7 @@ static PyObject *ConcurrentDictIterator_next(PyObject *op) {
 static int ConcurrentDictIterator_traverse(PyObject *op, visitproc visit, void *arg) {
     ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
     Py_VISIT(it->dict);
-    Py_VISIT(it->snapshot);
+    Py_VISIT(it->batch);
     return 0;
 }
 
@@ -758,7 +1032,7 @@ static void ConcurrentDictIterator_dealloc(PyObject *op) {
     ConcurrentDictIteratorObject *it = (ConcurrentDictIteratorObject *)op;
     PyObject_GC_UnTrack(op);
     Py_XDECREF(it->dict);
-    Py_XDECREF(it->snapshot);
+    Py_XDECREF(it->batch);
     PyObject_GC_Del(op);
 }
 
@@ -796,6 +1070,9 @@ static PyMethodDef ConcurrentDict_methods[] = {
      DOC_ConcurrentDict_compare_and_delete},
     {"update", (PyCFunction)(void (*)(void))ConcurrentDict_update, METH_VARARGS | METH_KEYWORDS,
      DOC_ConcurrentDict_update},
+    {"popitem", ConcurrentDict_popitem, METH_NOARGS, DOC_ConcurrentDict_popitem},
+    {"fromkeys", (PyCFunction)(void (*)(void))ConcurrentDict_fromkeys, METH_FASTCALL | METH_CLASS,
+     DOC_ConcurrentDict_fromkeys},
     {"clear", ConcurrentDict_clear_method, METH_NOARGS, DOC_ConcurrentDict_clear},
     {"copy", ConcurrentDict_copy, METH_NOARGS, DOC_ConcurrentDict_copy},
     {"as_dict", ConcurrentDict_as_dict, METH_NOARGS, DOC_ConcurrentDict_as_dict},
@@ -818,6 +1095,7 @@ PyTypeObject ConcurrentDict_Type = {
     .tp_basicsize = sizeof(ConcurrentDictObject),
     .tp_dealloc = ConcurrentDict_dealloc,
     .tp_repr = ConcurrentDict_repr,
+    .tp_as_number = &ConcurrentDict_as_number,
     .tp_as_sequence = &ConcurrentDict_as_sequence,
     .tp_as_mapping = &ConcurrentDict_as_mapping,
     .tp_hash = PyObject_HashNotImplemented,
@@ -835,16 +1113,20 @@ PyTypeObject ConcurrentDict_Type = {
 
 int concurrent_dict_module_init(PyObject *module) {
     if (str_missing == NULL && (str_missing = PyUnicode_InternFromString("__missing__")) == NULL) return -1;
-    if (str_values == NULL && (str_values = PyUnicode_InternFromString("values")) == NULL) return -1;
-    if (str_items == NULL && (str_items = PyUnicode_InternFromString("items")) == NULL) return -1;
     if (copyreg_newobj == NULL) {
         PyObject *copyreg = PyImport_ImportModule("copyreg");
         copyreg_newobj = copyreg == NULL ? NULL : PyObject_GetAttrString(copyreg, "__newobj__");
         Py_XDECREF(copyreg);
         if (copyreg_newobj == NULL) return -1;
     }
+    if (mapping_abc == NULL) {
+        PyObject *abc = PyImport_ImportModule("collections.abc");
+        mapping_abc = abc == NULL ? NULL : PyObject_GetAttrString(abc, "Mapping");
+        Py_XDECREF(abc);
+        if (mapping_abc == NULL) return -1;
+    }
     if (PyType_Ready(&ConcurrentDictIterator_Type) < 0 || PyType_Ready(&ConcurrentDict_Type) < 0) return -1;
-    /* Not reversible: the order is by shard, there is no insertion order to reverse.
+    /* Not reversible: the order is by hash, there is no insertion order to reverse.
      * None, as for any Python class, so that reversed() raises TypeError instead of
      * trying the sequence protocol, and collections.abc.Reversible says no. */
     if (PyDict_SetItemString(ConcurrentDict_Type.tp_dict, "__reversed__", Py_None) < 0) return -1;

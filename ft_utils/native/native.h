@@ -35,24 +35,14 @@ typedef struct {
     PyObject *weakreflist;
 } AtomicFlagObject;
 
-/* ConcurrentDict: nshards built-in dicts, each with the lock its writers take (the
- * shard layout is private to concurrent_dict.c). */
-typedef struct ftu_dict_link {
-    struct ftu_dict_link *prev, *next; /* NULL while not on the list */
-} ftu_dict_link;
-
+/* ConcurrentDict: the core's hash table (csrc/ftu_map.c) of owned references. */
 typedef struct {
     PyObject_HEAD
-    Py_ssize_t nshards;
-    union ftu_dict_shard *shards; /* nshards of them, on cache-line boundaries */
-    void *shards_memory;          /* the PyMem block shards points into */
+    struct ftu_map *map;
+    Py_ssize_t scaling; /* as given: the table's sizing hint for threads writing at once */
     PyObject *weakreflist;
-    ftu_dict_link live;           /* on the list of live dicts, for fork (concurrent_dict.c) */
 } ConcurrentDictObject;
 
-/* In the child of a fork: frees the shard locks held by threads the child does not
- * have (called from the binding's os.register_at_fork hook, blocking.c). */
-void ftu_dict_after_fork_child(void);
 /* The same for the lock of LocalWrapper's table of types (local_wrapper.c). */
 void ftu_local_wrapper_after_fork_child(void);
 

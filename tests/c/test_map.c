@@ -111,7 +111,7 @@ static void check_against_model(ftu_map *m) {
 }
 
 static void test_single_thread_model(void) {
-    ftu_map *m = ftu_map_new(0, 1);
+    ftu_map *m = ftu_map_new(0, 1, 0);
     CHECK(m != NULL, "ftu_map_new");
     memset(word_key, -1, sizeof word_key);
     uint64_t state = 12345;
@@ -358,7 +358,7 @@ static void *scanner_main(void *arg) {
 }
 
 static void test_threads_with_growth_and_shrinking(void) {
-    shared = ftu_map_new(0, 1); /* the smallest table: it grows and shrinks many times */
+    shared = ftu_map_new(0, 1, 0); /* the smallest table: it grows and shrinks many times */
     CHECK(shared != NULL, "ftu_map_new");
     atomic_store(&stop_readers, 0);
     /* the stable keys first, so that every scan must find them */
@@ -458,7 +458,7 @@ static void *held_reader_main(void *arg) {
 }
 
 static void test_held_readers(void) {
-    shared = ftu_map_new(0, 1);
+    shared = ftu_map_new(0, 1, 0);
     ftu_test_map_hook = hold_reader;
     atomic_store(&stop_readers, 0);
     worker readers[2] = {{.index = 0}, {.index = 1}};
@@ -511,12 +511,12 @@ static void test_held_readers(void) {
 static void test_allocation_failures(void) {
     for (int after = 0; after < 4; after++) {
         ftu_fail_allocations(after);
-        ftu_map *m = ftu_map_new(100, 4);
+        ftu_map *m = ftu_map_new(100, 4, 0);
         ftu_fail_allocations(-1);
         if (m != NULL) ftu_map_free(m);
     }
-    ftu_map *m = ftu_map_new(-5, -3); /* nonsense hints are clamped */
-    CHECK(m != NULL, "ftu_map_new(-5, -3)");
+    ftu_map *m = ftu_map_new(-5, -3, 0); /* nonsense hints are clamped */
+    CHECK(m != NULL, "ftu_map_new(-5, -3, 0)");
     uint64_t keys[2], values[2], version, previous;
     ftu_map_release out;
     int64_t n = ftu_map_lookup(m, 1, keys, values, 2, &version);
@@ -546,11 +546,51 @@ static void test_allocation_failures(void) {
     ftu_map_free(m);
 }
 
+/* ---- 5. FTU_MAP_RELEASE_AT_ONCE: words come back in the write itself, even while another
+ * thread is pinned (which holds back the default mode). */
+static _Atomic int pinned_state; /* 1: the helper is pinned; 2: it may leave */
+
+static void *stay_pinned(void *arg) {
+    (void)arg;
+    ftu_map_enter();
+    atomic_store(&pinned_state, 1);
+    while (atomic_load(&pinned_state) != 2) sched_yield();
+    ftu_map_leave();
+    return NULL;
+}
+
+static void test_release_at_once(void) {
+    pthread_t helper;
+    atomic_store(&pinned_state, 0);
+    pthread_create(&helper, NULL, stay_pinned, NULL);
+    while (atomic_load(&pinned_state) != 1) sched_yield();
+    for (int mode = 0; mode < 2; mode++) {
+        ftu_map *m = ftu_map_new(0, 2, mode ? FTU_MAP_RELEASE_AT_ONCE : 0);
+        uint64_t keys[2], values[2], version, previous;
+        ftu_map_release out;
+        ftu_map_lookup(m, 7, keys, values, 2, &version);
+        CHECK(ftu_map_insert(m, 7, 100, 200, version, &out) == FTU_OK && out.count == 0, "insert");
+        CHECK(ftu_map_replace(m, 7, 100, 201, 0, 0, &previous, &out) == FTU_OK && previous == 200, "replace");
+        CHECK(mode ? out.count == 1 && out.words[0] == 200 : out.count == 0,
+              "mode %d: the replaced word came back %lld times with a reader pinned", mode, (long long)out.count);
+        CHECK(ftu_map_remove(m, 7, 100, 1, 201, &previous, &out) == FTU_OK && previous == 201, "remove");
+        CHECK(mode ? out.count == 2 && out.words[0] == 100 && out.words[1] == 201 : out.count == 0,
+              "mode %d: the removed words came back %lld times with a reader pinned", mode, (long long)out.count);
+        uint64_t words[8];
+        int64_t n = ftu_map_drain(m, words, 8);
+        CHECK(n == (mode ? 0 : 3), "mode %d: %lld words left to drain", mode, (long long)n);
+        ftu_map_free(m);
+    }
+    atomic_store(&pinned_state, 2);
+    pthread_join(helper, NULL);
+}
+
 int main(void) {
     test_single_thread_model();
     test_threads_with_growth_and_shrinking();
     test_held_readers();
     test_allocation_failures();
+    test_release_at_once();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
