@@ -60,7 +60,9 @@ def native_extension():
         sources=sorted(glob("csrc/*.c")) + sorted(glob("ft_utils/native/*.c")),
         include_dirs=["csrc", "ft_utils/native"],
         depends=sorted(glob("csrc/*.h")) + sorted(glob("ft_utils/native/*.h")) + ["ft_utils/_docstrings.py"],
-        extra_compile_args=C_FLAGS,
+        # hidden: the core's functions are called directly, not through the PLT (the module's
+        # init function is exported by PyMODINIT_FUNC itself)
+        extra_compile_args=C_FLAGS + ([] if sys.platform == "win32" else ["-fvisibility=hidden"]),
     )]
 
 

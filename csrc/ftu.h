@@ -284,13 +284,21 @@ int ftu_map_enter(void);
 void ftu_map_leave(void);
 /* The entries with this hash: writes up to cap of their key and value words, returns how
  * many there are (call again with more room if that is more than cap), or -1 if out of
- * memory. *version is what ftu_map_insert needs to add the key if none of them is equal. */
+ * memory. *version is what ftu_map_insert needs to add the key if none of them is equal
+ * (version may be NULL when no insert follows: a pure read then touches no line that
+ * writers write, other than the entries'). */
 int64_t ftu_map_lookup(ftu_map *m, uint64_t hash, uint64_t *keys, uint64_t *values, int64_t cap,
                        uint64_t *version);
 /* Adds an entry if no entry of the hash's stripe was added or removed since the lookup
  * that gave version: FTU_OK, FTU_RETRY (nothing added: look again) or FTU_NO_MEMORY. */
 int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version,
                    ftu_map_release *out);
+/* The common store in one step, for a caller whose key may be the very word stored: if
+ * an entry has key word `key`, stores value in it (the value replaced waits for release);
+ * else, if no entry has this hash, adds (hash, key, value) (*added = 1). FTU_OK, FTU_RETRY
+ * (entries of this hash with other key words: compare, then ftu_map_replace or
+ * ftu_map_insert) or FTU_NO_MEMORY; nothing changed unless FTU_OK. */
+int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *added, ftu_map_release *out);
 /* Stores value in the entry of key word `key` (if check, only if it holds `expected`):
  * FTU_OK (*previous: the value replaced, now waiting for release), FTU_MISMATCH
  * (*previous: the value it holds), FTU_RETRY (no entry has that key word) or

@@ -40,7 +40,8 @@
 
 #define MIX UINT64_C(0x9E3779B97F4A7C15)
 #define UNMIX UINT64_C(0xF1DE83E19937733D) /* MIX * UNMIX == 1 modulo 2**64 */
-#define RECLAIM_BATCH 4                     /* limbo items a stripe gathers before it scans */
+#define RECLAIM_BATCH 16 /* limbo items a stripe gathers before it scans (a scan reads every thread's
+                          * record, and may move the global epoch every reader then re-reads) */
 #define MAX_BITS 58
 
 typedef struct map_node {
@@ -298,7 +299,8 @@ int64_t ftu_map_lookup(ftu_map *m, uint64_t hash, uint64_t *keys, uint64_t *valu
     ftu_epoch_rec *rec = ftu_epoch_enter();
     if (rec == NULL) return -1;
     uint64_t mixed = mix(hash);
-    *version = atomic_load_explicit(&stripe_of(m, mixed)->version, memory_order_acquire);
+    /* the stripe's line is written by every insert and remove: read it only when asked */
+    if (version != NULL) *version = atomic_load_explicit(&stripe_of(m, mixed)->version, memory_order_acquire);
     int64_t found = 0;
     for (map_node *n = atomic_load_explicit(chain_of(load_table(m), mixed), memory_order_acquire); n != NULL;
          n = load_next(n)) {
@@ -405,7 +407,12 @@ static inline void release_init(ftu_map_release *out) {
 /* A word the map no longer holds: waits in the limbo, or (FTU_MAP_RELEASE_AT_ONCE) goes to
  * `out` at once (if there is one). Under the lock, with limbo room reserved. */
 static void drop_word(ftu_map *m, map_stripe *s, uint64_t w, uint64_t stamp, ftu_map_release *out) {
-    if (!(m->flags & FTU_MAP_RELEASE_AT_ONCE)) {
+    /* No other thread has ever pinned (the stamp's fence orders the unlink before this
+     * look): none can hold w, and a thread that comes later finds it unlinked. */
+    if (!(m->flags & FTU_MAP_RELEASE_AT_ONCE) && out != NULL && out->count < FTU_MAP_RELEASE_MAX &&
+        ftu_epoch_alone()) {
+        out->words[out->count++] = w;
+    } else if (!(m->flags & FTU_MAP_RELEASE_AT_ONCE)) {
         limbo_add(s, w, LIMBO_WORD, stamp);
     } else if (out != NULL) {
         out->words[out->count++] = w;
@@ -446,10 +453,71 @@ int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint
     atomic_store_explicit(&s->count, count, memory_order_relaxed);
     maybe_reclaim(s, out);
     uint64_t size = t->size; /* t may be freed once the lock is let go */
-    int grow = (uint64_t)count > 2 * (size >> m->sbits) && t->bits < MAX_BITS;
+    int grow = (uint64_t)count > (size >> m->sbits) && t->bits < MAX_BITS; /* a stripe past its share */
     ftu_spinlock_unlock(&s->lock);
     if (grow && (uint64_t)total_count(m) > size / 2) resize(m, 1);
     return FTU_OK;
+}
+
+int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *added, ftu_map_release *out) {
+    release_init(out);
+    *added = 0;
+    uint64_t mixed = mix(hash);
+    map_stripe *s = stripe_of(m, mixed);
+    map_node *node = NULL; /* allocated outside the lock, once an insert is known to be needed */
+    for (;;) {
+        int status = FTU_OK;
+        int grow = 0;
+        uint64_t size = 0;
+        ftu_spinlock_lock(&s->lock);
+        map_table *t = load_table(m);
+        _Atomic(map_node *) *chain = chain_of(t, mixed);
+        map_node *same = NULL;
+        int others = 0;
+        for (map_node *n = atomic_load_explicit(chain, memory_order_relaxed); n != NULL;
+             n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
+            if (n->mixed != mixed) continue;
+            if (atomic_load_explicit(&n->key, memory_order_relaxed) == key) same = n;
+            else others = 1;
+        }
+        if (same != NULL) { /* the very key: replace its value */
+            if (!limbo_reserve(s, 1)) {
+                status = FTU_NO_MEMORY;
+            } else {
+                uint64_t current = atomic_load_explicit(&same->value, memory_order_relaxed);
+                atomic_store_explicit(&same->value, value, memory_order_release);
+                drop_word(m, s, current, ftu_epoch_stamp(), out);
+            }
+        } else if (others) { /* keys of the same hash: equality is the caller's to decide */
+            status = FTU_RETRY;
+        } else if (node != NULL) { /* no key of this hash: add it */
+            atomic_init(&node->next, atomic_load_explicit(chain, memory_order_relaxed));
+            atomic_store_explicit(chain, node, memory_order_release);
+            atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
+                                  memory_order_release);
+            int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed) + 1;
+            atomic_store_explicit(&s->count, count, memory_order_relaxed);
+            size = t->size;
+            grow = (uint64_t)count > (size >> m->sbits) && t->bits < MAX_BITS;
+            node = NULL;
+            *added = 1;
+        } else {
+            status = -1; /* an insert, without its node yet */
+        }
+        maybe_reclaim(s, out);
+        ftu_spinlock_unlock(&s->lock);
+        if (status == -1) {
+            node = ftu_malloc(sizeof *node);
+            if (node == NULL) return FTU_NO_MEMORY;
+            node->mixed = mixed;
+            atomic_init(&node->key, key);
+            atomic_init(&node->value, value);
+            continue;
+        }
+        free(node); /* allocated for an insert that another thread's write made unneeded */
+        if (grow && (uint64_t)total_count(m) > size / 2) resize(m, 1);
+        return status;
+    }
 }
 
 int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int check, uint64_t expected,

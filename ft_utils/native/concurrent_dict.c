@@ -80,13 +80,14 @@ typedef struct {
 
 /* Looks key (of hash) up: 1 found (e->key and, with want_value, e->value are new
  * references), 0 absent, -1 with an exception (a key's __eq__ raised, or no memory). */
-static int find(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value, found_entry *e) {
+static int find_entry(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value, found_entry *e,
+                      uint64_t *version) {
     uint64_t keys_buf[CANDIDATES], values_buf[CANDIDATES];
     uint64_t *keys = keys_buf, *values = values_buf;
     int64_t cap = CANDIDATES;
     for (;;) {
         if (pin() < 0) return -1;
-        int64_t n = ftu_map_lookup(self->map, (uint64_t)hash, keys, values, cap, &e->version);
+        int64_t n = ftu_map_lookup(self->map, (uint64_t)hash, keys, values, cap, version);
         if (n < 0) {
             ftu_map_leave();
             PyErr_NoMemory();
@@ -170,6 +171,17 @@ failed:
 static void found_clear(found_entry *e) {
     Py_CLEAR(e->key);
     Py_CLEAR(e->value);
+}
+
+/* For a write: e->version is set too. */
+static inline int find(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value, found_entry *e) {
+    return find_entry(self, key, hash, want_value, e, &e->version);
+}
+
+/* For a read (no version: the stripe's line, which writers write, is not touched). */
+static inline int find_read(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value,
+                            found_entry *e) {
+    return find_entry(self, key, hash, want_value, e, NULL);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */
@@ -304,7 +316,7 @@ static PyObject *get_value(ConcurrentDictObject *self, PyObject *key) {
     Py_hash_t hash = PyObject_Hash(key);
     if (hash == -1) return NULL;
     found_entry e;
-    int found = find(self, key, hash, 1, &e);
+    int found = find_read(self, key, hash, 1, &e);
     if (found <= 0) return NULL;
     Py_DECREF(e.key);
     return e.value;
@@ -320,7 +332,7 @@ static int ConcurrentDict_contains(PyObject *op, PyObject *key) {
     Py_hash_t hash = PyObject_Hash(key);
     if (hash == -1) return -1;
     found_entry e;
-    int found = find(as_cd(op), key, hash, 0, &e);
+    int found = find_read(as_cd(op), key, hash, 0, &e);
     found_clear(&e);
     return found;
 }
@@ -346,7 +358,22 @@ static PyObject *ConcurrentDict_get(PyObject *op, PyObject *const *args, Py_ssiz
  * exception. */
 static int set_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, PyObject *value) {
     ftu_map_release out;
-    for (;;) {
+    /* The common cases in one step of the table: the stored key is this very object, or
+     * no key has this hash. */
+    int added;
+    int status = ftu_map_put(self->map, (uint64_t)hash, word(key), word(Py_NewRef(value)), &added, &out);
+    if (status == FTU_OK) {
+        if (added) Py_INCREF(key); /* the table's reference */
+        release(&out);
+        return 0;
+    }
+    Py_DECREF(value);
+    release(&out);
+    if (status == FTU_NO_MEMORY) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (;;) { /* keys with this hash that are not this object: compare them */
         found_entry e;
         int found = find(self, key, hash, 0, &e);
         if (found < 0) return -1;

@@ -121,23 +121,36 @@ static void test_single_thread_model(void) {
         int phase = (step / 20000) % 2;
         int64_t key = (int64_t)(rng_next(&state) % M_KEYS);
         int op = (int)(rng_next(&state) % 10);
-        uint64_t kw, value, version, previous;
+        uint64_t kw = 0, value = 0, version = 0, previous = 0;
         ftu_map_release out;
         int found = m_find(m, key, &kw, &value, &version);
         if (found != (model_key_word[key] != 0) || (found && (kw != model_key_word[key] || value != model_value[key]))) {
             mismatches++;
             continue;
         }
-        if (op < (phase ? 3 : 7)) { /* store */
+        if (op < (phase ? 3 : 7)) { /* store: ftu_map_put, or replace / insert */
             uint64_t v = next_word++;
-            if (found) {
+            int by_put = (int)(rng_next(&state) & 1), others = 0, added = -1;
+            for (int64_t other = key / 4 * 4; other < key / 4 * 4 + 4 && other < M_KEYS; other++)
+                others += other != key && model_key_word[other] != 0;
+            if (found && by_put) {
+                CHECK(ftu_map_put(m, hash_of(key), kw, v, &added, &out) == FTU_OK && added == 0, "put (replace)");
+                prompt &= out.count == 1 && out.words[0] == model_value[key];
+            } else if (found) {
                 CHECK(ftu_map_replace(m, hash_of(key), kw, v, 0, 0, &previous, &out) == FTU_OK, "replace");
                 CHECK(previous == model_value[key], "replace: previous");
                 prompt &= out.count == 1 && out.words[0] == previous;
             } else {
                 uint64_t k = next_word++;
                 word_key[k] = key;
-                CHECK(ftu_map_insert(m, hash_of(key), k, v, version, &out) == FTU_OK, "insert");
+                int status = by_put ? ftu_map_put(m, hash_of(key), k, v, &added, &out) : FTU_RETRY;
+                if (by_put) {
+                    CHECK(others ? status == FTU_RETRY && added == 0 && out.count == 0 : status == FTU_OK && added == 1,
+                          "put of a new key with %d others of its hash: %d, added %d", others, status, added);
+                    take_release(&out);
+                }
+                if (status == FTU_RETRY)
+                    CHECK(ftu_map_insert(m, hash_of(key), k, v, version, &out) == FTU_OK, "insert");
                 model_key_word[key] = k;
             }
             model_value[key] = v;
@@ -295,9 +308,13 @@ static void *writer_main(void *arg) {
                 w->value_word[i] = v;
             } else if (op == 0 || stable || filling) {
                 uint64_t v = new_blob(MAGIC_VALUE, key);
-                if (ftu_map_replace(shared, key_hash(key), kw, v, op == 1, vw, &previous, &out) != FTU_OK ||
-                    previous != vw)
+                int added = 0;
+                if (op == 2) { /* the one-step store: the key word is this entry's */
+                    if (ftu_map_put(shared, key_hash(key), kw, v, &added, &out) != FTU_OK || added) w->bad++;
+                } else if (ftu_map_replace(shared, key_hash(key), kw, v, op == 1, vw, &previous, &out) != FTU_OK ||
+                           previous != vw) {
                     w->bad++;
+                }
                 w->value_word[i] = v;
             } else {
                 if (ftu_map_remove(shared, key_hash(key), kw, op == 1, vw, &previous, &out) != FTU_OK || previous != vw)
