@@ -330,35 +330,37 @@ int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, 
     uint64_t from = *cursor;
     int64_t count = 0;
     for (;;) {
-        /* The smallest mixed hash at or after `from` in from's chain, then its group. */
+        /* The smallest mixed hash at or after `from` in from's chain, then its group, taken
+         * in one walk: writers may add to or take from the chain between two walks, so the
+         * group is not counted first (a count taken in one walk and used in another lost
+         * entries that stayed in the map when writers of the same hash came and went). */
         uint64_t chain = from >> (64 - t->bits);
         int any = 0;
         uint64_t least = 0;
-        int64_t group = 0;
         for (map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire); n != NULL;
              n = load_next(n)) {
             if (n->mixed < from) continue;
-            if (!any || n->mixed < least) {
-                least = n->mixed;
-                group = 0;
-                any = 1;
-            }
-            if (n->mixed == least) group++;
+            if (!any || n->mixed < least) least = n->mixed;
+            any = 1;
         }
         if (any) {
-            if (count + group > cap) {
-                if (count == 0) count = -group - 1; /* no room for one group: ask for more */
+            MAP_HOOK(); /* C tests: writers may change the chain between the two walks */
+            int64_t start = count, group = 0;
+            for (map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire); n != NULL;
+                 n = load_next(n)) {
+                if (n->mixed != least) continue;
+                if (start + group < cap) {
+                    hashes[start + group] = least * UNMIX;
+                    keys[start + group] = atomic_load_explicit(&n->key, memory_order_acquire);
+                    values[start + group] = atomic_load_explicit(&n->value, memory_order_acquire);
+                }
+                group++;
+            }
+            if (start + group > cap) { /* the group does not fit: none of it, the cursor stays */
+                if (start == 0) count = -group - 1; /* no room for one group: ask for more */
                 break;
             }
-            for (map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire);
-                 n != NULL && group > 0; n = load_next(n)) {
-                if (n->mixed != least) continue;
-                hashes[count] = least * UNMIX;
-                keys[count] = atomic_load_explicit(&n->key, memory_order_acquire);
-                values[count] = atomic_load_explicit(&n->value, memory_order_acquire);
-                count++;
-                group--;
-            }
+            count = start + group;
             if (least == UINT64_MAX) {
                 *done = 1;
                 break;
