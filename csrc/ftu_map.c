@@ -522,28 +522,32 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
     }
 }
 
+/* The entry a replace or a remove changes, under the stripe's lock: FTU_OK with its link
+ * (limbo room for `room` items reserved), or FTU_RETRY (no entry has key word `key`),
+ * FTU_MISMATCH (check: it holds another value than expected) or FTU_NO_MEMORY. *previous:
+ * the value it holds (unless FTU_RETRY). */
+static int locked_entry(map_stripe *s, map_table *t, uint64_t mixed, uint64_t key, int check, uint64_t expected,
+                        int64_t room, uint64_t *previous, _Atomic(map_node *) **link) {
+    *link = find_link(t, mixed, key);
+    if (*link == NULL) return FTU_RETRY;
+    map_node *n = atomic_load_explicit(*link, memory_order_relaxed);
+    *previous = atomic_load_explicit(&n->value, memory_order_relaxed);
+    if (check && *previous != expected) return FTU_MISMATCH;
+    return limbo_reserve(s, room) ? FTU_OK : FTU_NO_MEMORY;
+}
+
 int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int check, uint64_t expected,
                     uint64_t *previous, ftu_map_release *out) {
     release_init(out);
     uint64_t mixed = mix(hash);
     map_stripe *s = stripe_of(m, mixed);
-    int status = FTU_OK;
+    _Atomic(map_node *) *link;
     ftu_spinlock_lock(&s->lock);
-    _Atomic(map_node *) *link = find_link(load_table(m), mixed, key);
-    if (link == NULL) {
-        status = FTU_RETRY;
-    } else {
+    int status = locked_entry(s, load_table(m), mixed, key, check, expected, 1, previous, &link);
+    if (status == FTU_OK) {
         map_node *n = atomic_load_explicit(link, memory_order_relaxed);
-        uint64_t current = atomic_load_explicit(&n->value, memory_order_relaxed);
-        *previous = current;
-        if (check && current != expected) {
-            status = FTU_MISMATCH;
-        } else if (!limbo_reserve(s, 1)) {
-            status = FTU_NO_MEMORY;
-        } else {
-            atomic_store_explicit(&n->value, value, memory_order_release);
-            drop_word(m, s, current, ftu_epoch_stamp(), out);
-        }
+        atomic_store_explicit(&n->value, value, memory_order_release);
+        drop_word(m, s, *previous, ftu_epoch_stamp(), out);
     }
     maybe_reclaim(s, out);
     ftu_spinlock_unlock(&s->lock);
@@ -555,34 +559,24 @@ int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t 
     release_init(out);
     uint64_t mixed = mix(hash);
     map_stripe *s = stripe_of(m, mixed);
-    int status = FTU_OK;
     int shrink = 0;
+    _Atomic(map_node *) *link;
     ftu_spinlock_lock(&s->lock);
     map_table *t = load_table(m);
     uint64_t size = t->size; /* t may be freed once the lock is let go */
-    _Atomic(map_node *) *link = find_link(t, mixed, key);
-    if (link == NULL) {
-        status = FTU_RETRY;
-    } else {
+    int status = locked_entry(s, t, mixed, key, check, expected, 3, previous, &link);
+    if (status == FTU_OK) {
         map_node *n = atomic_load_explicit(link, memory_order_relaxed);
-        uint64_t current = atomic_load_explicit(&n->value, memory_order_relaxed);
-        *previous = current;
-        if (check && current != expected) {
-            status = FTU_MISMATCH;
-        } else if (!limbo_reserve(s, 3)) {
-            status = FTU_NO_MEMORY;
-        } else {
-            atomic_store_explicit(link, atomic_load_explicit(&n->next, memory_order_relaxed), memory_order_release);
-            atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
-                                  memory_order_release);
-            int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
-            atomic_store_explicit(&s->count, count, memory_order_relaxed);
-            uint64_t stamp = ftu_epoch_stamp();
-            limbo_add(s, (uint64_t)(uintptr_t)n, LIMBO_NODE, stamp);
-            drop_word(m, s, key, stamp, out);
-            drop_word(m, s, current, stamp, out);
-            shrink = t->bits > m->min_bits && (uint64_t)count < (t->size >> m->sbits) / 8;
-        }
+        atomic_store_explicit(link, atomic_load_explicit(&n->next, memory_order_relaxed), memory_order_release);
+        atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
+                              memory_order_release);
+        int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
+        atomic_store_explicit(&s->count, count, memory_order_relaxed);
+        uint64_t stamp = ftu_epoch_stamp();
+        limbo_add(s, (uint64_t)(uintptr_t)n, LIMBO_NODE, stamp);
+        drop_word(m, s, key, stamp, out);
+        drop_word(m, s, *previous, stamp, out);
+        shrink = t->bits > m->min_bits && (uint64_t)count < (t->size >> m->sbits) / 8;
     }
     maybe_reclaim(s, out);
     ftu_spinlock_unlock(&s->lock);
