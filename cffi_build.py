@@ -33,17 +33,8 @@ def _relative(path: str) -> str:
 # handlers between any two bytecodes (KeyboardInterrupt, or any exception a handler
 # raises), so "the core took the ticket" and "the object left the ticket dict" must not
 # be two Python steps, and a push must leave a trace of whether the core took its ticket.
-BINDING_CDEF = """
-int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired);
-int64_t ftu_cffi_queue_peek(ftu_queue *q);
-int ftu_cffi_queue_take_if(ftu_queue *q, uint64_t ticket);
-int64_t ftu_cffi_queue_drain(ftu_queue *q);
-int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns);
-int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket);
-int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
-int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
-int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
-int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
+# The ConcurrentDict's buffers (see BINDING_SOURCE), declared once for the cdef and the C source.
+MAP_STRUCTS = """
 typedef struct ftu_cffi_found {
     uint64_t version;
     uint64_t keys[16];
@@ -56,6 +47,19 @@ typedef struct ftu_cffi_scan {
     uint64_t keys[64];
     uint64_t values[64];
 } ftu_cffi_scan;
+"""
+
+BINDING_CDEF = MAP_STRUCTS + """
+int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired);
+int64_t ftu_cffi_queue_peek(ftu_queue *q);
+int ftu_cffi_queue_take_if(ftu_queue *q, uint64_t ticket);
+int64_t ftu_cffi_queue_drain(ftu_queue *q);
+int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns);
+int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket);
+int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
+int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
+int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
+int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
 int64_t ftu_cffi_map_get1(ftu_map *m, uint64_t hash);
 int64_t ftu_cffi_map_lookup(ftu_map *m, uint64_t hash, ftu_cffi_found *found);
 int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan);
@@ -153,20 +157,7 @@ int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return accepted_b
  * to replace or remove, and the Python side takes that ticket's pair out of its dict in
  * the same C-level step as the write (used as ftu_cffi_queue_take_if is). A reader that
  * finds a value ticket gone from the dict looks again: tickets are never reused. */
-typedef struct ftu_cffi_found {
-    uint64_t version;
-    uint64_t keys[16];
-    uint64_t values[16];
-} ftu_cffi_found;
-
-typedef struct ftu_cffi_scan {
-    uint64_t cursor;
-    int done;
-    uint64_t hashes[64];
-    uint64_t keys[64];
-    uint64_t values[64];
-} ftu_cffi_scan;
-
+""" + MAP_STRUCTS + r"""
 static _Thread_local int map_status;
 
 /* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
