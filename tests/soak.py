@@ -1623,7 +1623,12 @@ def main():
             number += 1
             main_thread.lifecycle(number)
             if args.inject == "memory":
-                ballast.append(b"\x01" * MIB)  # the soak's self-test: a leak
+                # the soak's self-test: a leak of 1 MiB per lifecycle and at least 4 bounds' worth
+                # per second after the warm-up, so that it outgrows whatever the run itself frees
+                # meanwhile (lifecycles can be few and slow)
+                owed = max(len(ballast) + 1, int(4 * args.rss_bound * (time.monotonic() - started - warmup)))
+                while len(ballast) < owed:
+                    ballast.append(b"\x01" * MIB)
     except BaseException as exc:  # noqa: B036 - reported as a failure
         soak.fail("the main thread", exc)
     stop_interrupts.set()
