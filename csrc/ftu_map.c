@@ -34,53 +34,12 @@
 
 #include "ftu.h"
 #include "ftu_epoch.h"
-#include "ftu_fork.h"
+#include "ftu_map_impl.h"
 #include "ftu_memory.h"
-#include "ftu_wait.h"
 
-#define MIX UINT64_C(0x9E3779B97F4A7C15)
-#define UNMIX UINT64_C(0xF1DE83E19937733D) /* MIX * UNMIX == 1 modulo 2**64 */
 #define RECLAIM_BATCH 16 /* limbo items a stripe gathers before it scans (a scan reads every thread's
                           * record, and may move the global epoch every reader then re-reads) */
 #define MAX_BITS 58
-
-typedef struct map_node {
-    _Atomic(struct map_node *) next;
-    uint64_t mixed; /* never changes */
-    _Atomic uint64_t key;
-    _Atomic uint64_t value;
-} map_node;
-
-typedef struct map_table {
-    int bits;
-    uint64_t size;
-    _Atomic(map_node *) chains[];
-} map_table;
-
-enum { LIMBO_WORD, LIMBO_NODE, LIMBO_TABLE };
-
-typedef struct limbo_item {
-    uint64_t item; /* a word, or the address of a node or a table */
-    uint64_t stamp;
-    int kind;
-} limbo_item;
-
-typedef struct map_stripe {
-    _Alignas(64) ftu_spinlock lock;
-    _Atomic uint64_t version;
-    _Atomic int64_t count;
-    limbo_item *limbo; /* under the lock */
-    int64_t limbo_len, limbo_cap;
-} map_stripe;
-
-struct ftu_map {
-    _Atomic(map_table *) table;
-    map_stripe *stripes;
-    int sbits;
-    int min_bits;
-    int flags;
-    struct ftu_fork_node fork;
-};
 
 #ifdef FTU_TEST_HOOKS
 /* C tests only: called by a lookup between loading a node and reading it, to hold the
@@ -95,20 +54,14 @@ void (*ftu_test_map_hook)(void);
 #define MAP_HOOK() ((void)0)
 #endif
 
-static inline uint64_t mix(uint64_t hash) { return hash * MIX; }
 static inline uint64_t stripe_index(const ftu_map *m, uint64_t mixed) {
     return m->sbits == 0 ? 0 : mixed >> (64 - m->sbits);
 }
-static inline map_stripe *stripe_of(ftu_map *m, uint64_t mixed) { return &m->stripes[stripe_index(m, mixed)]; }
+static inline ftu_map_stripe *stripe_of(ftu_map *m, uint64_t mixed) { return &m->stripes[stripe_index(m, mixed)]; }
 static inline uint64_t nstripes(const ftu_map *m) { return UINT64_C(1) << m->sbits; }
-static inline _Atomic(map_node *) *chain_of(map_table *t, uint64_t mixed) {
-    return &t->chains[mixed >> (64 - t->bits)];
-}
-static inline map_table *load_table(ftu_map *m) { return atomic_load_explicit(&m->table, memory_order_acquire); }
-static inline map_node *load_next(map_node *n) { return atomic_load_explicit(&n->next, memory_order_acquire); }
 
-static map_table *table_new(int bits) {
-    map_table *t = ftu_calloc(1, sizeof(map_table) + (sizeof(map_node *) << bits));
+static ftu_map_table *table_new(int bits) {
+    ftu_map_table *t = ftu_calloc(1, sizeof(ftu_map_table) + (sizeof(ftu_map_node *) << bits));
     if (t == NULL) return NULL;
     t->bits = bits;
     t->size = UINT64_C(1) << bits;
@@ -116,11 +69,11 @@ static map_table *table_new(int bits) {
 }
 
 /* Frees a table and the nodes in its chains (not the words: they live on elsewhere). */
-static void table_free(map_table *t) {
+static void table_free(ftu_map_table *t) {
     for (uint64_t i = 0; i < t->size; i++) {
-        map_node *n = atomic_load_explicit(&t->chains[i], memory_order_relaxed);
+        ftu_map_node *n = atomic_load_explicit(&t->chains[i], memory_order_relaxed);
         while (n != NULL) {
-            map_node *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+            ftu_map_node *next = atomic_load_explicit(&n->next, memory_order_relaxed);
             free(n);
             n = next;
         }
@@ -146,11 +99,12 @@ static const struct ftu_fork_ops map_fork_ops = {map_lock_for_fork, map_unlock_a
 /* ---- limbo --------------------------------------------------------------------------- */
 
 /* Room for `more` limbo items: 0 if it cannot be made (nothing changed). Under the lock. */
-static int limbo_reserve(map_stripe *s, int64_t more) {
+static int limbo_reserve(ftu_map_stripe *s, int64_t more) {
     if (s->limbo_len + more <= s->limbo_cap) return 1;
     int64_t cap = s->limbo_cap ? s->limbo_cap * 2 : 8;
     while (cap < s->limbo_len + more) cap *= 2;
-    limbo_item *grown = ftu_allocation_fails() ? NULL : realloc(s->limbo, (size_t)cap * sizeof(limbo_item));
+    ftu_map_limbo_item *grown =
+        ftu_allocation_fails() ? NULL : realloc(s->limbo, (size_t)cap * sizeof(ftu_map_limbo_item));
     if (grown == NULL) return 0;
     s->limbo = grown;
     s->limbo_cap = cap;
@@ -158,13 +112,13 @@ static int limbo_reserve(map_stripe *s, int64_t more) {
 }
 
 /* Adds to the reserved room. Under the lock. */
-static void limbo_add(map_stripe *s, uint64_t item, int kind, uint64_t stamp) {
-    s->limbo[s->limbo_len++] = (limbo_item){item, stamp, kind};
+static void limbo_add(ftu_map_stripe *s, uint64_t item, int kind, uint64_t stamp) {
+    s->limbo[s->limbo_len++] = (ftu_map_limbo_item){item, stamp, kind};
 }
 
 /* Frees what is safe to free and hands the safe words to `out` (as many as it holds).
  * Under the lock; the calling thread holds no pointer into the map. */
-static void limbo_reclaim(map_stripe *s, ftu_map_release *out, int force) {
+static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
     if (s->limbo_len == 0) return;
     ftu_epoch_view view = {0, 0};
     if (!force) {
@@ -175,18 +129,18 @@ static void limbo_reclaim(map_stripe *s, ftu_map_release *out, int force) {
     }
     int64_t kept = 0;
     for (int64_t i = 0; i < s->limbo_len; i++) {
-        limbo_item it = s->limbo[i];
+        ftu_map_limbo_item it = s->limbo[i];
         int safe = force || ftu_epoch_safe(view, it.stamp);
-        if (safe && it.kind == LIMBO_WORD) {
+        if (safe && it.kind == FTU_LIMBO_WORD) {
             if (out == NULL || out->count >= FTU_MAP_RELEASE_MAX) {
                 safe = 0;
             } else {
                 out->words[out->count++] = it.item;
             }
-        } else if (safe && it.kind == LIMBO_NODE) {
+        } else if (safe && it.kind == FTU_LIMBO_NODE) {
             free((void *)(uintptr_t)it.item);
         } else if (safe) {
-            table_free((map_table *)(uintptr_t)it.item);
+            table_free((ftu_map_table *)(uintptr_t)it.item);
         }
         if (!safe) s->limbo[kept++] = it;
     }
@@ -195,7 +149,7 @@ static void limbo_reclaim(map_stripe *s, ftu_map_release *out, int force) {
 
 /* After a write: reclaims when the stripe has gathered a few items (a scan reads every
  * thread's record), or at once when no other thread can be reading. Under the lock. */
-static void maybe_reclaim(map_stripe *s, ftu_map_release *out) {
+static void maybe_reclaim(ftu_map_stripe *s, ftu_map_release *out) {
     if (s->limbo_len >= RECLAIM_BATCH || (s->limbo_len > 0 && ftu_epoch_alone())) limbo_reclaim(s, out, 0);
 }
 
@@ -219,15 +173,15 @@ ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency, int flags) {
     m->sbits = sbits;
     m->min_bits = min_bits;
     m->flags = flags;
-    m->stripes = ftu_aligned_alloc(64, sizeof(map_stripe) << sbits);
-    map_table *t = table_new(bits);
+    m->stripes = ftu_aligned_alloc(64, sizeof(ftu_map_stripe) << sbits);
+    ftu_map_table *t = table_new(bits);
     if (m->stripes == NULL || t == NULL) {
         free(m->stripes);
         free(t);
         free(m);
         return NULL;
     }
-    memset(m->stripes, 0, sizeof(map_stripe) << sbits);
+    memset(m->stripes, 0, sizeof(ftu_map_stripe) << sbits);
     atomic_init(&m->table, t);
     ftu_fork_track(&m->fork, &map_fork_ops);
     return m;
@@ -240,7 +194,7 @@ void ftu_map_free(ftu_map *m) {
         limbo_reclaim(&m->stripes[i], NULL, 1); /* frees nodes and tables; words are forgotten */
         free(m->stripes[i].limbo);
     }
-    table_free(load_table(m));
+    table_free(ftu_map_load_table(m));
     free(m->stripes);
     free(m);
 }
@@ -259,7 +213,7 @@ static int64_t total_count(ftu_map *m) {
  * needed for correctness, only for speed and memory). */
 static void resize(ftu_map *m, int grow) {
     lock_all(m);
-    map_table *old = load_table(m);
+    ftu_map_table *old = ftu_map_load_table(m);
     int64_t total = total_count(m);
     int bits = bits_for(total * 2);
     if (bits < m->min_bits) bits = m->min_bits;
@@ -268,23 +222,23 @@ static void resize(ftu_map *m, int grow) {
         unlock_all(m);
         return;
     }
-    map_table *t = table_new(bits);
+    ftu_map_table *t = table_new(bits);
     if (t == NULL || !limbo_reserve(&m->stripes[0], 1)) goto failed;
     for (uint64_t i = 0; i < old->size; i++) {
-        for (map_node *n = atomic_load_explicit(&old->chains[i], memory_order_relaxed); n != NULL;
+        for (ftu_map_node *n = atomic_load_explicit(&old->chains[i], memory_order_relaxed); n != NULL;
              n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
-            map_node *copy = ftu_malloc(sizeof *copy);
+            ftu_map_node *copy = ftu_malloc(sizeof *copy);
             if (copy == NULL) goto failed;
             copy->mixed = n->mixed;
             atomic_init(&copy->key, atomic_load_explicit(&n->key, memory_order_relaxed));
             atomic_init(&copy->value, atomic_load_explicit(&n->value, memory_order_relaxed));
-            _Atomic(map_node *) *chain = chain_of(t, n->mixed);
+            _Atomic(ftu_map_node *) *chain = ftu_map_chain_of(t, n->mixed);
             atomic_init(&copy->next, atomic_load_explicit(chain, memory_order_relaxed));
             atomic_init(chain, copy);
         }
     }
     atomic_store_explicit(&m->table, t, memory_order_release);
-    limbo_add(&m->stripes[0], (uint64_t)(uintptr_t)old, LIMBO_TABLE, ftu_epoch_stamp());
+    limbo_add(&m->stripes[0], (uint64_t)(uintptr_t)old, FTU_LIMBO_TABLE, ftu_epoch_stamp());
     unlock_all(m);
     return;
 failed:
@@ -298,12 +252,11 @@ int64_t ftu_map_lookup(ftu_map *m, uint64_t hash, uint64_t *keys, uint64_t *valu
                        uint64_t *version) {
     ftu_epoch_rec *rec = ftu_epoch_enter();
     if (rec == NULL) return -1;
-    uint64_t mixed = mix(hash);
+    uint64_t mixed = ftu_map_mix(hash);
     /* the stripe's line is written by every insert and remove: read it only when asked */
     if (version != NULL) *version = atomic_load_explicit(&stripe_of(m, mixed)->version, memory_order_acquire);
     int64_t found = 0;
-    for (map_node *n = atomic_load_explicit(chain_of(load_table(m), mixed), memory_order_acquire); n != NULL;
-         n = load_next(n)) {
+    for (ftu_map_node *n = ftu_map_first(m, mixed); n != NULL; n = ftu_map_load_next(n)) {
         MAP_HOOK();
         if (n->mixed != mixed) continue;
         if (found < cap) {
@@ -326,7 +279,7 @@ int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, 
     if (*done) return 0;
     ftu_epoch_rec *rec = ftu_epoch_enter();
     if (rec == NULL) return -1;
-    map_table *t = load_table(m);
+    ftu_map_table *t = ftu_map_load_table(m);
     uint64_t from = *cursor;
     int64_t count = 0;
     for (;;) {
@@ -337,8 +290,8 @@ int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, 
         uint64_t chain = from >> (64 - t->bits);
         int any = 0;
         uint64_t least = 0;
-        for (map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire); n != NULL;
-             n = load_next(n)) {
+        for (ftu_map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire); n != NULL;
+             n = ftu_map_load_next(n)) {
             if (n->mixed < from) continue;
             if (!any || n->mixed < least) least = n->mixed;
             any = 1;
@@ -346,11 +299,11 @@ int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, 
         if (any) {
             MAP_HOOK(); /* C tests: writers may change the chain between the two walks */
             int64_t start = count, group = 0;
-            for (map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire); n != NULL;
-                 n = load_next(n)) {
+            for (ftu_map_node *n = atomic_load_explicit(&t->chains[chain], memory_order_acquire); n != NULL;
+                 n = ftu_map_load_next(n)) {
                 if (n->mixed != least) continue;
                 if (start + group < cap) {
-                    hashes[start + group] = least * UNMIX;
+                    hashes[start + group] = least * FTU_MAP_UNMIX;
                     keys[start + group] = atomic_load_explicit(&n->key, memory_order_acquire);
                     values[start + group] = atomic_load_explicit(&n->value, memory_order_acquire);
                 }
@@ -381,18 +334,19 @@ int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, 
 }
 
 int ftu_map_visit(ftu_map *m, int (*visit)(uint64_t word, void *arg), void *arg) {
-    map_table *t = load_table(m);
+    ftu_map_table *t = ftu_map_load_table(m);
     for (uint64_t i = 0; i < t->size; i++) {
-        for (map_node *n = atomic_load_explicit(&t->chains[i], memory_order_acquire); n != NULL; n = load_next(n)) {
+        for (ftu_map_node *n = atomic_load_explicit(&t->chains[i], memory_order_acquire); n != NULL;
+             n = ftu_map_load_next(n)) {
             int r = visit(atomic_load_explicit(&n->key, memory_order_relaxed), arg);
             if (r == 0) r = visit(atomic_load_explicit(&n->value, memory_order_relaxed), arg);
             if (r != 0) return r;
         }
     }
     for (uint64_t i = 0; i < nstripes(m); i++) {
-        map_stripe *s = &m->stripes[i];
+        ftu_map_stripe *s = &m->stripes[i];
         for (int64_t j = 0; j < s->limbo_len; j++) {
-            if (s->limbo[j].kind != LIMBO_WORD) continue;
+            if (s->limbo[j].kind != FTU_LIMBO_WORD) continue;
             int r = visit(s->limbo[j].item, arg);
             if (r != 0) return r;
         }
@@ -408,23 +362,23 @@ static inline void release_init(ftu_map_release *out) {
 
 /* A word the map no longer holds: waits in the limbo, or (FTU_MAP_RELEASE_AT_ONCE) goes to
  * `out` at once (if there is one). Under the lock, with limbo room reserved. */
-static void drop_word(ftu_map *m, map_stripe *s, uint64_t w, uint64_t stamp, ftu_map_release *out) {
+static void drop_word(ftu_map *m, ftu_map_stripe *s, uint64_t w, uint64_t stamp, ftu_map_release *out) {
     /* No other thread has ever pinned (the stamp's fence orders the unlink before this
      * look): none can hold w, and a thread that comes later finds it unlinked. */
     if (!(m->flags & FTU_MAP_RELEASE_AT_ONCE) && out != NULL && out->count < FTU_MAP_RELEASE_MAX &&
         ftu_epoch_alone()) {
         out->words[out->count++] = w;
     } else if (!(m->flags & FTU_MAP_RELEASE_AT_ONCE)) {
-        limbo_add(s, w, LIMBO_WORD, stamp);
+        limbo_add(s, w, FTU_LIMBO_WORD, stamp);
     } else if (out != NULL) {
         out->words[out->count++] = w;
     }
 }
 
 /* The link that points at the node of `key` in its chain, or NULL. Under the lock. */
-static _Atomic(map_node *) *find_link(map_table *t, uint64_t mixed, uint64_t key) {
-    _Atomic(map_node *) *link = chain_of(t, mixed);
-    for (map_node *n; (n = atomic_load_explicit(link, memory_order_relaxed)) != NULL; link = &n->next)
+static _Atomic(ftu_map_node *) *find_link(ftu_map_table *t, uint64_t mixed, uint64_t key) {
+    _Atomic(ftu_map_node *) *link = ftu_map_chain_of(t, mixed);
+    for (ftu_map_node *n; (n = atomic_load_explicit(link, memory_order_relaxed)) != NULL; link = &n->next)
         if (n->mixed == mixed && atomic_load_explicit(&n->key, memory_order_relaxed) == key) return link;
     return NULL;
 }
@@ -432,9 +386,9 @@ static _Atomic(map_node *) *find_link(map_table *t, uint64_t mixed, uint64_t key
 int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version,
                    ftu_map_release *out) {
     release_init(out);
-    uint64_t mixed = mix(hash);
-    map_stripe *s = stripe_of(m, mixed);
-    map_node *node = ftu_malloc(sizeof *node);
+    uint64_t mixed = ftu_map_mix(hash);
+    ftu_map_stripe *s = stripe_of(m, mixed);
+    ftu_map_node *node = ftu_malloc(sizeof *node);
     if (node == NULL) return FTU_NO_MEMORY;
     node->mixed = mixed;
     atomic_init(&node->key, key);
@@ -446,8 +400,8 @@ int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint
         free(node);
         return FTU_RETRY;
     }
-    map_table *t = load_table(m);
-    _Atomic(map_node *) *chain = chain_of(t, mixed);
+    ftu_map_table *t = ftu_map_load_table(m);
+    _Atomic(ftu_map_node *) *chain = ftu_map_chain_of(t, mixed);
     atomic_init(&node->next, atomic_load_explicit(chain, memory_order_relaxed));
     atomic_store_explicit(chain, node, memory_order_release);
     atomic_store_explicit(&s->version, version + 1, memory_order_release);
@@ -464,19 +418,19 @@ int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint
 int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *added, ftu_map_release *out) {
     release_init(out);
     *added = 0;
-    uint64_t mixed = mix(hash);
-    map_stripe *s = stripe_of(m, mixed);
-    map_node *node = NULL; /* allocated outside the lock, once an insert is known to be needed */
+    uint64_t mixed = ftu_map_mix(hash);
+    ftu_map_stripe *s = stripe_of(m, mixed);
+    ftu_map_node *node = NULL; /* allocated outside the lock, once an insert is known to be needed */
     for (;;) {
         int status = FTU_OK;
         int grow = 0;
         uint64_t size = 0;
         ftu_spinlock_lock(&s->lock);
-        map_table *t = load_table(m);
-        _Atomic(map_node *) *chain = chain_of(t, mixed);
-        map_node *same = NULL;
+        ftu_map_table *t = ftu_map_load_table(m);
+        _Atomic(ftu_map_node *) *chain = ftu_map_chain_of(t, mixed);
+        ftu_map_node *same = NULL;
         int others = 0;
-        for (map_node *n = atomic_load_explicit(chain, memory_order_relaxed); n != NULL;
+        for (ftu_map_node *n = atomic_load_explicit(chain, memory_order_relaxed); n != NULL;
              n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
             if (n->mixed != mixed) continue;
             if (atomic_load_explicit(&n->key, memory_order_relaxed) == key) same = n;
@@ -526,11 +480,11 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
  * (limbo room for `room` items reserved), or FTU_RETRY (no entry has key word `key`),
  * FTU_MISMATCH (check: it holds another value than expected) or FTU_NO_MEMORY. *previous:
  * the value it holds (unless FTU_RETRY). */
-static int locked_entry(map_stripe *s, map_table *t, uint64_t mixed, uint64_t key, int check, uint64_t expected,
-                        int64_t room, uint64_t *previous, _Atomic(map_node *) **link) {
+static int locked_entry(ftu_map_stripe *s, ftu_map_table *t, uint64_t mixed, uint64_t key, int check, uint64_t expected,
+                        int64_t room, uint64_t *previous, _Atomic(ftu_map_node *) **link) {
     *link = find_link(t, mixed, key);
     if (*link == NULL) return FTU_RETRY;
-    map_node *n = atomic_load_explicit(*link, memory_order_relaxed);
+    ftu_map_node *n = atomic_load_explicit(*link, memory_order_relaxed);
     *previous = atomic_load_explicit(&n->value, memory_order_relaxed);
     if (check && *previous != expected) return FTU_MISMATCH;
     return limbo_reserve(s, room) ? FTU_OK : FTU_NO_MEMORY;
@@ -539,13 +493,13 @@ static int locked_entry(map_stripe *s, map_table *t, uint64_t mixed, uint64_t ke
 int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int check, uint64_t expected,
                     uint64_t *previous, ftu_map_release *out) {
     release_init(out);
-    uint64_t mixed = mix(hash);
-    map_stripe *s = stripe_of(m, mixed);
-    _Atomic(map_node *) *link;
+    uint64_t mixed = ftu_map_mix(hash);
+    ftu_map_stripe *s = stripe_of(m, mixed);
+    _Atomic(ftu_map_node *) *link;
     ftu_spinlock_lock(&s->lock);
-    int status = locked_entry(s, load_table(m), mixed, key, check, expected, 1, previous, &link);
+    int status = locked_entry(s, ftu_map_load_table(m), mixed, key, check, expected, 1, previous, &link);
     if (status == FTU_OK) {
-        map_node *n = atomic_load_explicit(link, memory_order_relaxed);
+        ftu_map_node *n = atomic_load_explicit(link, memory_order_relaxed);
         atomic_store_explicit(&n->value, value, memory_order_release);
         drop_word(m, s, *previous, ftu_epoch_stamp(), out);
     }
@@ -557,23 +511,23 @@ int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int
 int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t expected, uint64_t *previous,
                    ftu_map_release *out) {
     release_init(out);
-    uint64_t mixed = mix(hash);
-    map_stripe *s = stripe_of(m, mixed);
+    uint64_t mixed = ftu_map_mix(hash);
+    ftu_map_stripe *s = stripe_of(m, mixed);
     int shrink = 0;
-    _Atomic(map_node *) *link;
+    _Atomic(ftu_map_node *) *link;
     ftu_spinlock_lock(&s->lock);
-    map_table *t = load_table(m);
+    ftu_map_table *t = ftu_map_load_table(m);
     uint64_t size = t->size; /* t may be freed once the lock is let go */
     int status = locked_entry(s, t, mixed, key, check, expected, 3, previous, &link);
     if (status == FTU_OK) {
-        map_node *n = atomic_load_explicit(link, memory_order_relaxed);
+        ftu_map_node *n = atomic_load_explicit(link, memory_order_relaxed);
         atomic_store_explicit(link, atomic_load_explicit(&n->next, memory_order_relaxed), memory_order_release);
         atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
                               memory_order_release);
         int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed) - 1;
         atomic_store_explicit(&s->count, count, memory_order_relaxed);
         uint64_t stamp = ftu_epoch_stamp();
-        limbo_add(s, (uint64_t)(uintptr_t)n, LIMBO_NODE, stamp);
+        limbo_add(s, (uint64_t)(uintptr_t)n, FTU_LIMBO_NODE, stamp);
         drop_word(m, s, key, stamp, out);
         drop_word(m, s, *previous, stamp, out);
         shrink = t->bits > m->min_bits && (uint64_t)count < (t->size >> m->sbits) / 8;
@@ -588,10 +542,10 @@ int ftu_map_reclaim(ftu_map *m, ftu_map_release *out) {
     release_init(out);
     int pending = 0;
     for (uint64_t i = 0; i < nstripes(m) && !(pending && out != NULL && out->count == FTU_MAP_RELEASE_MAX); i++) {
-        map_stripe *s = &m->stripes[i];
+        ftu_map_stripe *s = &m->stripes[i];
         ftu_spinlock_lock(&s->lock);
         limbo_reclaim(s, out, 0);
-        for (int64_t j = 0; j < s->limbo_len && !pending; j++) pending = s->limbo[j].kind == LIMBO_WORD;
+        for (int64_t j = 0; j < s->limbo_len && !pending; j++) pending = s->limbo[j].kind == FTU_LIMBO_WORD;
         ftu_spinlock_unlock(&s->lock);
     }
     return pending;
@@ -599,15 +553,15 @@ int ftu_map_reclaim(ftu_map *m, ftu_map_release *out) {
 
 int64_t ftu_map_drain(ftu_map *m, uint64_t *words, int64_t cap) {
     int64_t count = 0;
-    map_table *t = load_table(m);
+    ftu_map_table *t = ftu_map_load_table(m);
     for (uint64_t i = 0; i < t->size && count + 2 <= cap; i++) {
-        map_node *n;
+        ftu_map_node *n;
         while (count + 2 <= cap && (n = atomic_load_explicit(&t->chains[i], memory_order_relaxed)) != NULL) {
             atomic_store_explicit(&t->chains[i], atomic_load_explicit(&n->next, memory_order_relaxed),
                                   memory_order_relaxed);
             words[count++] = atomic_load_explicit(&n->key, memory_order_relaxed);
             words[count++] = atomic_load_explicit(&n->value, memory_order_relaxed);
-            map_stripe *s = stripe_of(m, n->mixed);
+            ftu_map_stripe *s = stripe_of(m, n->mixed);
             atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) - 1,
                                   memory_order_relaxed);
             atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
@@ -616,18 +570,18 @@ int64_t ftu_map_drain(ftu_map *m, uint64_t *words, int64_t cap) {
         }
     }
     for (uint64_t i = 0; i < nstripes(m) && count < cap; i++) {
-        map_stripe *s = &m->stripes[i];
+        ftu_map_stripe *s = &m->stripes[i];
         int64_t kept = 0;
         for (int64_t j = 0; j < s->limbo_len; j++) {
-            limbo_item it = s->limbo[j];
-            if (it.kind == LIMBO_WORD) {
+            ftu_map_limbo_item it = s->limbo[j];
+            if (it.kind == FTU_LIMBO_WORD) {
                 if (count < cap) {
                     words[count++] = it.item;
                     continue;
                 }
             } else {
-                if (it.kind == LIMBO_NODE) free((void *)(uintptr_t)it.item);
-                else table_free((map_table *)(uintptr_t)it.item);
+                if (it.kind == FTU_LIMBO_NODE) free((void *)(uintptr_t)it.item);
+                else table_free((ftu_map_table *)(uintptr_t)it.item);
                 continue;
             }
             s->limbo[kept++] = it;

@@ -21,6 +21,7 @@
  * float keys, which are plain C (no allocation, no callback).
  */
 #include "native.h"
+#include "ftu_map_impl.h"
 
 #include <string.h>
 
@@ -78,10 +79,12 @@ typedef struct {
     PyObject *value;   /* its value (a new reference) if found and asked for */
 } found_entry;
 
-/* Looks key (of hash) up: 1 found (e->key and, with want_value, e->value are new
- * references), 0 absent, -1 with an exception (a key's __eq__ raised, or no memory). */
-static int find_entry(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value, found_entry *e,
-                      uint64_t *version) {
+/* Looks key (of hash) up: 1 found (with want_key, e->key is a new reference to the stored
+ * key, and with want_value e->value one to its value; NULL otherwise), 0 absent, -1 with an
+ * exception (a key's __eq__ raised, or no memory). A read takes no reference to the key:
+ * one less write to a line other threads read. */
+static int find_entry(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_key, int want_value,
+                      found_entry *e, uint64_t *version) {
     uint64_t keys_buf[CANDIDATES], values_buf[CANDIDATES];
     uint64_t *keys = keys_buf, *values = values_buf;
     int64_t cap = CANDIDATES;
@@ -112,7 +115,7 @@ static int find_entry(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash,
             PyObject *k = obj(keys[i]);
             int eq = k == key ? 1 : plain_equal(k, key);
             if (eq == 1) {
-                e->key = Py_NewRef(k);
+                e->key = want_key ? Py_NewRef(k) : NULL;
                 e->value = want_value ? Py_NewRef(obj(values[i])) : NULL;
                 ftu_map_leave();
                 goto done_found;
@@ -143,7 +146,12 @@ static int find_entry(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash,
         }
         if (result < 0) goto failed;
         if (match < 0) goto done_absent;
-        e->key = obj(keys[match]);
+        if (want_key) {
+            e->key = obj(keys[match]);
+        } else {
+            e->key = NULL;
+            Py_DECREF(obj(keys[match]));
+        }
         if (want_value) {
             e->value = obj(values[match]);
         } else {
@@ -175,13 +183,14 @@ static void found_clear(found_entry *e) {
 
 /* For a write: e->version is set too. */
 static inline int find(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value, found_entry *e) {
-    return find_entry(self, key, hash, want_value, e, &e->version);
+    return find_entry(self, key, hash, 1, want_value, e, &e->version);
 }
 
-/* For a read (no version: the stripe's line, which writers write, is not touched). */
+/* For a read (no version: the stripe's line, which writers write, is not touched; no
+ * reference to the key: e->key is NULL). */
 static inline int find_read(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int want_value,
                             found_entry *e) {
-    return find_entry(self, key, hash, want_value, e, NULL);
+    return find_entry(self, key, hash, 0, want_value, e, NULL);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */
@@ -310,16 +319,45 @@ static PyObject *missing_key(PyObject *op, PyObject *key) {
     return NULL;
 }
 
+/* The read of the common cases, inline (no call into the core): the chain of the hash is
+ * walked pinned, and every key of the hash is the very object looked up or compares in
+ * plain C. 1 found (with `value`, *value is a new reference), 0 absent, -1 undecided (a
+ * key of the hash needs ==, or the thread's epoch record could not be made): find_read()
+ * decides then. */
+static inline int read_inline(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, PyObject **value) {
+    ftu_epoch_rec *rec = ftu_epoch_enter();
+    if (rec == NULL) return -1;
+    uint64_t mixed = ftu_map_mix((uint64_t)hash);
+    int result = 0;
+    for (ftu_map_node *n = ftu_map_first(self->map, mixed); n != NULL; n = ftu_map_load_next(n)) {
+        if (n->mixed != mixed) continue;
+        PyObject *k = obj(atomic_load_explicit(&n->key, memory_order_acquire));
+        int eq = k == key ? 1 : plain_equal(k, key);
+        if (eq == 1) {
+            if (value != NULL) *value = Py_NewRef(obj(atomic_load_explicit(&n->value, memory_order_acquire)));
+            result = 1;
+            break;
+        }
+        if (eq < 0) {
+            result = -1;
+            break;
+        }
+    }
+    ftu_epoch_leave(rec);
+    return result;
+}
+
 /* The value of key (a new reference), NULL with no exception if absent, NULL with one on
- * error. The common case, the very key object stored, touches the table once. */
+ * error. */
 static PyObject *get_value(ConcurrentDictObject *self, PyObject *key) {
     Py_hash_t hash = PyObject_Hash(key);
     if (hash == -1) return NULL;
+    PyObject *value;
+    int found = read_inline(self, key, hash, &value);
+    if (found >= 0) return found ? value : NULL;
     found_entry e;
-    int found = find_read(self, key, hash, 1, &e);
-    if (found <= 0) return NULL;
-    Py_DECREF(e.key);
-    return e.value;
+    found = find_read(self, key, hash, 1, &e);
+    return found <= 0 ? NULL : e.value;
 }
 
 static PyObject *ConcurrentDict_subscript(PyObject *op, PyObject *key) {
@@ -331,8 +369,10 @@ static PyObject *ConcurrentDict_subscript(PyObject *op, PyObject *key) {
 static int ConcurrentDict_contains(PyObject *op, PyObject *key) {
     Py_hash_t hash = PyObject_Hash(key);
     if (hash == -1) return -1;
+    int found = read_inline(as_cd(op), key, hash, NULL);
+    if (found >= 0) return found;
     found_entry e;
-    int found = find_read(as_cd(op), key, hash, 0, &e);
+    found = find_read(as_cd(op), key, hash, 0, &e);
     found_clear(&e);
     return found;
 }
