@@ -420,33 +420,40 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
     *added = 0;
     uint64_t mixed = ftu_map_mix(hash);
     ftu_map_stripe *s = stripe_of(m, mixed);
-    ftu_map_node *node = NULL; /* allocated outside the lock, once an insert is known to be needed */
-    for (;;) {
-        int status = FTU_OK;
-        int grow = 0;
-        uint64_t size = 0;
-        ftu_spinlock_lock(&s->lock);
-        ftu_map_table *t = ftu_map_load_table(m);
-        _Atomic(ftu_map_node *) *chain = ftu_map_chain_of(t, mixed);
-        ftu_map_node *same = NULL;
-        int others = 0;
-        for (ftu_map_node *n = atomic_load_explicit(chain, memory_order_relaxed); n != NULL;
-             n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
-            if (n->mixed != mixed) continue;
-            if (atomic_load_explicit(&n->key, memory_order_relaxed) == key) same = n;
-            else others = 1;
+    int status = FTU_OK;
+    int grow = 0;
+    uint64_t size = 0;
+    ftu_spinlock_lock(&s->lock);
+    ftu_map_table *t = ftu_map_load_table(m);
+    _Atomic(ftu_map_node *) *chain = ftu_map_chain_of(t, mixed);
+    ftu_map_node *same = NULL;
+    int others = 0;
+    for (ftu_map_node *n = atomic_load_explicit(chain, memory_order_relaxed); n != NULL;
+         n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
+        if (n->mixed != mixed) continue;
+        if (atomic_load_explicit(&n->key, memory_order_relaxed) == key) same = n;
+        else others = 1;
+    }
+    if (same != NULL) { /* the very key: replace its value */
+        if (!limbo_reserve(s, 1)) {
+            status = FTU_NO_MEMORY;
+        } else {
+            uint64_t current = atomic_load_explicit(&same->value, memory_order_relaxed);
+            atomic_store_explicit(&same->value, value, memory_order_release);
+            drop_word(m, s, current, ftu_epoch_stamp(), out);
         }
-        if (same != NULL) { /* the very key: replace its value */
-            if (!limbo_reserve(s, 1)) {
-                status = FTU_NO_MEMORY;
-            } else {
-                uint64_t current = atomic_load_explicit(&same->value, memory_order_relaxed);
-                atomic_store_explicit(&same->value, value, memory_order_release);
-                drop_word(m, s, current, ftu_epoch_stamp(), out);
-            }
-        } else if (others) { /* keys of the same hash: equality is the caller's to decide */
-            status = FTU_RETRY;
-        } else if (node != NULL) { /* no key of this hash: add it */
+    } else if (others) { /* keys of the same hash: equality is the caller's to decide */
+        status = FTU_RETRY;
+    } else {
+        /* No key of this hash: add it. The node is allocated under the lock: a malloc
+         * costs less than letting go of the lock and taking it again to look once more. */
+        ftu_map_node *node = ftu_malloc(sizeof *node);
+        if (node == NULL) {
+            status = FTU_NO_MEMORY;
+        } else {
+            node->mixed = mixed;
+            atomic_init(&node->key, key);
+            atomic_init(&node->value, value);
             atomic_init(&node->next, atomic_load_explicit(chain, memory_order_relaxed));
             atomic_store_explicit(chain, node, memory_order_release);
             atomic_store_explicit(&s->version, atomic_load_explicit(&s->version, memory_order_relaxed) + 1,
@@ -455,25 +462,13 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
             atomic_store_explicit(&s->count, count, memory_order_relaxed);
             size = t->size;
             grow = (uint64_t)count > (size >> m->sbits) && t->bits < MAX_BITS;
-            node = NULL;
             *added = 1;
-        } else {
-            status = -1; /* an insert, without its node yet */
         }
-        maybe_reclaim(s, out);
-        ftu_spinlock_unlock(&s->lock);
-        if (status == -1) {
-            node = ftu_malloc(sizeof *node);
-            if (node == NULL) return FTU_NO_MEMORY;
-            node->mixed = mixed;
-            atomic_init(&node->key, key);
-            atomic_init(&node->value, value);
-            continue;
-        }
-        free(node); /* allocated for an insert that another thread's write made unneeded */
-        if (grow && (uint64_t)total_count(m) > size / 2) resize(m, 1);
-        return status;
     }
+    maybe_reclaim(s, out);
+    ftu_spinlock_unlock(&s->lock);
+    if (grow && (uint64_t)total_count(m) > size / 2) resize(m, 1);
+    return status;
 }
 
 /* The entry a replace or a remove changes, under the stripe's lock: FTU_OK with its link

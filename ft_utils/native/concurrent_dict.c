@@ -319,32 +319,33 @@ static PyObject *missing_key(PyObject *op, PyObject *key) {
     return NULL;
 }
 
-/* The read of the common cases, inline (no call into the core): the chain of the hash is
- * walked pinned, and every key of the hash is the very object looked up or compares in
- * plain C. 1 found (with `value`, *value is a new reference), 0 absent, -1 undecided (a
- * key of the hash needs ==, or the thread's epoch record could not be made): find_read()
- * decides then. */
-static inline int read_inline(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, PyObject **value) {
-    ftu_epoch_rec *rec = ftu_epoch_enter();
-    if (rec == NULL) return -1;
+/* The entry of key found inline (no call into the core), for a caller that is pinned: the
+ * common cases, where every key of the hash is the very object looked up or compares in
+ * plain C. Its node (valid, with its key and value words, until the caller unpins), NULL
+ * if absent, UNDECIDED if a key of the hash needs == (find_entry decides then). */
+#define UNDECIDED ((ftu_map_node *)1)
+static inline ftu_map_node *find_inline(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash) {
     uint64_t mixed = ftu_map_mix((uint64_t)hash);
-    int result = 0;
     for (ftu_map_node *n = ftu_map_first(self->map, mixed); n != NULL; n = ftu_map_load_next(n)) {
         if (n->mixed != mixed) continue;
         PyObject *k = obj(atomic_load_explicit(&n->key, memory_order_acquire));
         int eq = k == key ? 1 : plain_equal(k, key);
-        if (eq == 1) {
-            if (value != NULL) *value = Py_NewRef(obj(atomic_load_explicit(&n->value, memory_order_acquire)));
-            result = 1;
-            break;
-        }
-        if (eq < 0) {
-            result = -1;
-            break;
-        }
+        if (eq == 1) return n;
+        if (eq < 0) return UNDECIDED;
     }
+    return NULL;
+}
+
+/* A read through find_inline: 1 found (with `value`, *value is a new reference), 0 absent,
+ * -1 undecided (or the thread's epoch record could not be made): find_read() decides. */
+static inline int read_inline(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, PyObject **value) {
+    ftu_epoch_rec *rec = ftu_epoch_enter();
+    if (rec == NULL) return -1;
+    ftu_map_node *n = find_inline(self, key, hash);
+    if (n != NULL && n != UNDECIDED && value != NULL)
+        *value = Py_NewRef(obj(atomic_load_explicit(&n->value, memory_order_acquire)));
     ftu_epoch_leave(rec);
-    return result;
+    return n == NULL ? 0 : n == UNDECIDED ? -1 : 1;
 }
 
 /* The value of key (a new reference), NULL with no exception if absent, NULL with one on
@@ -448,6 +449,34 @@ static int set_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, P
 static int remove_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, int check, PyObject *expected,
                        PyObject **value_out) {
     ftu_map_release out;
+    /* The common cases: the stored key found inline, and removed by its word while still
+     * pinned (so that word cannot be released and reused by another key meanwhile, and the
+     * value removed is not released before it is ours). */
+    ftu_epoch_rec *rec = ftu_epoch_enter();
+    if (rec != NULL) {
+        ftu_map_node *n = find_inline(self, key, hash);
+        if (n == NULL) {
+            ftu_epoch_leave(rec);
+            return 0;
+        }
+        if (n != UNDECIDED) {
+            uint64_t previous;
+            int status = ftu_map_remove(self->map, (uint64_t)hash, atomic_load_explicit(&n->key, memory_order_relaxed),
+                                        check, word(expected), &previous, &out);
+            if (status == FTU_OK && value_out != NULL) *value_out = Py_NewRef(obj(previous));
+            ftu_epoch_leave(rec);
+            release(&out);
+            if (status == FTU_OK) return 1;
+            if (status == FTU_MISMATCH) return 0;
+            if (status == FTU_NO_MEMORY) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            /* FTU_RETRY: the entry went since the walk: look again below */
+        } else {
+            ftu_epoch_leave(rec);
+        }
+    }
     for (;;) {
         found_entry e;
         int found = find(self, key, hash, 0, &e);
