@@ -36,16 +36,16 @@ def _relative(path: str) -> str:
 # The ConcurrentDict's buffers (see BINDING_SOURCE), declared once for the cdef and the C source.
 MAP_STRUCTS = """
 typedef struct ftu_cffi_found {
-    uint64_t version;
-    uint64_t keys[16];
-    uint64_t values[16];
+    int64_t version;
+    int64_t keys[16];
+    int64_t values[16];
 } ftu_cffi_found;
 typedef struct ftu_cffi_scan {
-    uint64_t cursor;
+    int64_t cursor;
     int done;
-    uint64_t hashes[64];
-    uint64_t keys[64];
-    uint64_t values[64];
+    int64_t hashes[64];
+    int64_t keys[64];
+    int64_t values[64];
 } ftu_cffi_scan;
 """
 
@@ -60,14 +60,22 @@ int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max
 int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
 int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
-int64_t ftu_cffi_map_get1(ftu_map *m, uint64_t hash);
-int64_t ftu_cffi_map_lookup(ftu_map *m, uint64_t hash, ftu_cffi_found *found);
+int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash);
+int64_t ftu_cffi_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found);
+int64_t ftu_cffi_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *values, int64_t cap,
+                              int64_t *version);
 int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan);
-int ftu_cffi_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version);
-int ftu_cffi_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected, uint64_t value);
-int ftu_cffi_map_remove(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected);
+int64_t ftu_cffi_map_scan_n(ftu_map *m, int64_t *cursor, int *done, int64_t *hashes, int64_t *keys,
+                            int64_t *values, int64_t cap);
+int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version);
+int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value);
+int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected);
+int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value);
+int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value);
+int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected);
 int ftu_cffi_map_status(void);
-int ftu_cffi_map_accepted(ftu_map *m, uint64_t value);
+int ftu_cffi_map_accepted(ftu_map *m, int64_t value);
+int ftu_cffi_map_let_go(ftu_map *m, int64_t value);
 """
 
 BINDING_SOURCE = r"""
@@ -154,51 +162,119 @@ int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return accepted_b
  * word is a ticket that stands for the entry's key for its whole life (never stored
  * anywhere else), the value word a ticket under which the Python dict of the
  * ConcurrentDict holds the pair (key, value). A write names the value ticket it expects
- * to replace or remove, and the Python side takes that ticket's pair out of its dict in
- * the same C-level step as the write (used as ftu_cffi_queue_take_if is). A reader that
- * finds a value ticket gone from the dict looks again: tickets are never reused. */
+ * to replace or remove; the thread whose write let a ticket go takes that ticket's pair
+ * out of the Python dict right after the call, or, if an exception struck in between, in
+ * its handler (ftu_cffi_map_let_go says whether its write let the ticket go). A reader
+ * that finds a value ticket gone from the dict looks again: tickets are never reused.
+ *
+ * Every hash, ticket and version crosses as int64_t: a uint64_t above 2**63 - 1 is a big
+ * integer on the Python side, several times slower to make and to pass on PyPy. */
 """ + MAP_STRUCTS + r"""
 static _Thread_local int map_status;
 
+/* The value tickets this thread's last writes let go (replaced or removed), per map: a
+ * ring, so that writes made in between by a finalizer or a signal handler of the same
+ * thread do not hide the one an exception handler asks about. */
+#define LET_GO_RING 8
+static _Thread_local struct {
+    const ftu_map *map;
+    int64_t ticket;
+} let_go[LET_GO_RING];
+static _Thread_local unsigned let_go_next;
+
+static void record_let_go(const ftu_map *m, int64_t ticket) {
+    unsigned i = let_go_next++ % LET_GO_RING;
+    let_go[i].map = m;
+    let_go[i].ticket = ticket;
+}
+
+int ftu_cffi_map_let_go(ftu_map *m, int64_t value) {
+    for (int i = 0; i < LET_GO_RING; i++)
+        if (let_go[i].map == m && let_go[i].ticket == value) return 1;
+    return 0;
+}
+
 /* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
  * are several (or no memory): then the caller looks them all up. */
-int64_t ftu_cffi_map_get1(ftu_map *m, uint64_t hash) {
-    uint64_t key, value, version;
-    int64_t n = ftu_map_lookup(m, hash, &key, &value, 1, &version);
+int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash) {
+    uint64_t key, value;
+    int64_t n = ftu_map_lookup(m, (uint64_t)hash, &key, &value, 1, NULL);
     return n == 1 ? (int64_t)value : n == 0 ? 0 : -1;
 }
 
-int64_t ftu_cffi_map_lookup(ftu_map *m, uint64_t hash, ftu_cffi_found *found) {
-    return ftu_map_lookup(m, hash, found->keys, found->values, 16, &found->version);
+int64_t ftu_cffi_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found) {
+    return ftu_map_lookup(m, (uint64_t)hash, (uint64_t *)found->keys, (uint64_t *)found->values, 16,
+                          (uint64_t *)&found->version);
+}
+
+int64_t ftu_cffi_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *values, int64_t cap,
+                              int64_t *version) {
+    return ftu_map_lookup(m, (uint64_t)hash, (uint64_t *)keys, (uint64_t *)values, cap, (uint64_t *)version);
+}
+
+int64_t ftu_cffi_map_scan_n(ftu_map *m, int64_t *cursor, int *done, int64_t *hashes, int64_t *keys,
+                            int64_t *values, int64_t cap) {
+    return ftu_map_scan(m, (uint64_t *)cursor, done, (uint64_t *)hashes, (uint64_t *)keys, (uint64_t *)values,
+                        cap);
 }
 
 int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan) {
-    return ftu_map_scan(m, &scan->cursor, &scan->done, scan->hashes, scan->keys, scan->values, 64);
+    return ftu_cffi_map_scan_n(m, &scan->cursor, &scan->done, scan->hashes, scan->keys, scan->values, 64);
 }
 
 /* 1 if the write went in, else 0 and ftu_cffi_map_status() says why. */
-int ftu_cffi_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint64_t version) {
-    map_status = ftu_map_insert(m, hash, key, value, version, NULL);
-    if (map_status == FTU_OK) accepted(m, value);
+int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version) {
+    map_status = ftu_map_insert(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, (uint64_t)version, NULL);
+    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
     return map_status == FTU_OK;
 }
 
-int ftu_cffi_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected, uint64_t value) {
+int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value) {
     uint64_t previous;
-    map_status = ftu_map_replace(m, hash, key, value, 1, expected, &previous, NULL);
-    if (map_status == FTU_OK) accepted(m, value);
+    map_status = ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, 1, (uint64_t)expected,
+                                 &previous, NULL);
+    if (map_status == FTU_OK) {
+        accepted(m, (uint64_t)value);
+        record_let_go(m, expected);
+    }
     return map_status == FTU_OK;
 }
 
-int ftu_cffi_map_remove(ftu_map *m, uint64_t hash, uint64_t key, uint64_t expected) {
+int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected) {
     uint64_t previous;
-    map_status = ftu_map_remove(m, hash, key, 1, expected, &previous, NULL);
+    map_status = ftu_map_remove(m, (uint64_t)hash, (uint64_t)key, 1, (uint64_t)expected, &previous, NULL);
+    if (map_status == FTU_OK) record_let_go(m, expected);
     return map_status == FTU_OK;
+}
+
+/* The fast paths of d[k] = v and del d[k], for a key found as the one entry of its hash
+ * (ftu_cffi_map_get1) and compared equal by the caller: no key ticket and no version to
+ * carry back to Python. add: adds (hash, key, value) if no entry has this hash (key is a
+ * new ticket). swap and drop replace or remove the entry that holds value ticket
+ * `expected` (value tickets are unique: it is the entry the caller compared). Each: 1 if
+ * the write went in, else 0 and ftu_cffi_map_status() says why (FTU_RETRY: the table
+ * changed meanwhile, take the general path). Tickets start at 1: no key ticket is
+ * FTU_MAP_ANY_KEY. */
+int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value) {
+    int added;
+    map_status = ftu_map_put(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, &added, NULL);
+    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
+    return map_status == FTU_OK;
+}
+
+int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value) {
+    return ftu_cffi_map_replace(m, hash, FTU_MAP_ANY_KEY, expected, value);
+}
+
+int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected) {
+    return ftu_cffi_map_remove(m, hash, FTU_MAP_ANY_KEY, expected);
 }
 
 int ftu_cffi_map_status(void) { return map_status; }
 
-int ftu_cffi_map_accepted(ftu_map *m, uint64_t value) { return accepted_by == m && accepted_ticket == value; }
+int ftu_cffi_map_accepted(ftu_map *m, int64_t value) {
+    return accepted_by == m && accepted_ticket == (uint64_t)value;
+}
 """
 
 ffibuilder = cffi.FFI()

@@ -243,7 +243,8 @@ int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word);
  * back every entry with the full 64-bit hash asked for, and the caller decides which key
  * is equal to its own (a binding: identity first, then ==). Writes then name the entry
  * by its key word, so an equality test done outside the map stays valid: if the entry
- * is gone when the write comes, the write changes nothing and says FTU_RETRY.
+ * is gone when the write comes, the write changes nothing and says FTU_RETRY. A key word
+ * is never 0 (FTU_MAP_ANY_KEY).
  *
  * Readers take no lock. Writers lock one stripe of the table (by hash); the table grows
  * and shrinks while readers and writers go on. Memory is reclaimed by epochs: a word that
@@ -261,6 +262,7 @@ int ftu_gather_drain(ftu_gather *g, int64_t *key, uint64_t *word);
  * write until it has taken its reference to *previous. */
 #define FTU_MAP_RELEASE_MAX 8
 #define FTU_MAP_RELEASE_AT_ONCE 1
+#define FTU_MAP_ANY_KEY 0 /* ftu_map_replace / ftu_map_remove: the entry holding `expected` */
 
 typedef struct ftu_map ftu_map;
 typedef struct ftu_map_release {
@@ -302,7 +304,9 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
 /* Stores value in the entry of key word `key` (if check, only if it holds `expected`):
  * FTU_OK (*previous: the value replaced, now waiting for release), FTU_MISMATCH
  * (*previous: the value it holds), FTU_RETRY (no entry has that key word) or
- * FTU_NO_MEMORY; nothing changed unless FTU_OK. */
+ * FTU_NO_MEMORY; nothing changed unless FTU_OK. With key FTU_MAP_ANY_KEY (and check), the
+ * entry is the one of the hash that holds `expected` (FTU_RETRY if none does): for a
+ * caller whose value words are unique, which can name an entry without its key. */
 int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int check, uint64_t expected,
                     uint64_t *previous, ftu_map_release *out);
 /* Removes the entry of key word `key` (if check, only if it holds `expected`); the same

@@ -375,11 +375,16 @@ static void drop_word(ftu_map *m, ftu_map_stripe *s, uint64_t w, uint64_t stamp,
     }
 }
 
-/* The link that points at the node of `key` in its chain, or NULL. Under the lock. */
-static _Atomic(ftu_map_node *) *find_link(ftu_map_table *t, uint64_t mixed, uint64_t key) {
+/* The link that points at the node of `key` in its chain (with key FTU_MAP_ANY_KEY: at the
+ * node of the hash that holds value `expected`), or NULL. Under the lock. */
+static _Atomic(ftu_map_node *) *find_link(ftu_map_table *t, uint64_t mixed, uint64_t key, uint64_t expected) {
     _Atomic(ftu_map_node *) *link = ftu_map_chain_of(t, mixed);
-    for (ftu_map_node *n; (n = atomic_load_explicit(link, memory_order_relaxed)) != NULL; link = &n->next)
-        if (n->mixed == mixed && atomic_load_explicit(&n->key, memory_order_relaxed) == key) return link;
+    for (ftu_map_node *n; (n = atomic_load_explicit(link, memory_order_relaxed)) != NULL; link = &n->next) {
+        if (n->mixed != mixed) continue;
+        if (key == FTU_MAP_ANY_KEY ? atomic_load_explicit(&n->value, memory_order_relaxed) == expected
+                                   : atomic_load_explicit(&n->key, memory_order_relaxed) == key)
+            return link;
+    }
     return NULL;
 }
 
@@ -477,7 +482,8 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
  * the value it holds (unless FTU_RETRY). */
 static int locked_entry(ftu_map_stripe *s, ftu_map_table *t, uint64_t mixed, uint64_t key, int check, uint64_t expected,
                         int64_t room, uint64_t *previous, _Atomic(ftu_map_node *) **link) {
-    *link = find_link(t, mixed, key);
+    if (key == FTU_MAP_ANY_KEY && !check) return FTU_RETRY; /* names no entry */
+    *link = find_link(t, mixed, key, expected);
     if (*link == NULL) return FTU_RETRY;
     ftu_map_node *n = atomic_load_explicit(*link, memory_order_relaxed);
     *previous = atomic_load_explicit(&n->value, memory_order_relaxed);
@@ -523,7 +529,7 @@ int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t 
         atomic_store_explicit(&s->count, count, memory_order_relaxed);
         uint64_t stamp = ftu_epoch_stamp();
         limbo_add(s, (uint64_t)(uintptr_t)n, FTU_LIMBO_NODE, stamp);
-        drop_word(m, s, key, stamp, out);
+        drop_word(m, s, atomic_load_explicit(&n->key, memory_order_relaxed), stamp, out); /* not `key`: ANY_KEY */
         drop_word(m, s, *previous, stamp, out);
         shrink = t->bits > m->min_bits && (uint64_t)count < (t->size >> m->sbits) / 8;
     }

@@ -1266,6 +1266,13 @@ class MainThread:
         size = len(d)
         self.soak.expect("ConcurrentDict", size == present,
                          lambda: f"main thread: own ConcurrentDict: len() {size}, {present} keys present")
+        objects = getattr(d, "_ftu_objects", None)  # cffi: the pairs kept alive by ticket
+        if objects is not None:
+            kept = len(objects)
+            self.soak.expect("ConcurrentDict", kept == size,
+                             lambda: f"main thread: own ConcurrentDict: its ticket dict keeps {kept} pairs for "
+                             f"{size} entries (a write interrupted between the core and the ticket dict stranded "
+                             f"a pair)")
 
     def lifecycle(self, number):
         kind = self.rng.choice(("ConcurrentQueue", "StdConcurrentQueue", "ConcurrentGatheringIterator"))

@@ -687,6 +687,60 @@ def test_destructor_that_writes_to_the_same_dict(backend):
     assert d["k"] == "replacement"
 
 
+# cffi: an exception that strikes right after the core's write, before the binding takes the
+# replaced or removed pair out of its ticket dict (a signal handler can raise there): the
+# handler of the write must still take it out, or the pair (and the value) stays alive for
+# good. Each case: (the C call to fail after, the operation, the value the key holds after).
+INTERRUPTED_WRITES = {
+    "set (one key of its hash)": ("_swap", lambda d: d.__setitem__("k", "new"), "new"),
+    "set (keys sharing a hash)": ("_replace", lambda d: d.__setitem__(Collides("k"), "new"), "new"),
+    "add": ("_add", lambda d: d.__setitem__("other", "new"), "old"),
+    "del (one key of its hash)": ("_drop", lambda d: d.__delitem__("k"), None),
+    "pop": ("_remove", lambda d: d.pop("k"), None),
+    "compare_and_set": ("_replace", lambda d: d.compare_and_set("k", d["k"], "new"), "new"),
+    "compare_and_delete": ("_remove", lambda d: d.compare_and_delete("k", d["k"]), None),
+    "popitem": ("_remove", lambda d: d.popitem(), None),
+    "clear": ("_remove", lambda d: d.clear(), None),
+}
+
+
+@pytest.mark.parametrize("case", INTERRUPTED_WRITES)
+def test_cffi_an_exception_right_after_a_write_strands_no_pair(backend, case, monkeypatch):
+    if "cffi" not in backend.__name__:
+        pytest.skip("white-box test of the cffi backend's ticket dict")
+    import ft_utils.cffi_backend.concurrent_dict as module
+
+    call, operation, after = INTERRUPTED_WRITES[case]
+    d = backend.ConcurrentDict()
+    key = Collides("k") if "sharing" in case else "k"
+    if "sharing" in case:
+        d[Collides("j")] = "other key of the hash"
+    d[key] = old = Obj("old")
+    gone = weakref.ref(old)
+    del old
+    real = getattr(module, call)
+
+    def then_interrupt(*args):
+        if real(*args):
+            raise KeyboardInterrupt("right after the core's write")
+        return 0
+
+    monkeypatch.setattr(module, call, then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        operation(d)
+    monkeypatch.undo()
+    if after == "old":  # the write added another key; "k" kept its value
+        assert d["other"] == "new" and d[key] is gone()
+    elif after is None:
+        assert key not in d
+    else:
+        assert d[key] == after
+    gc.collect()
+    if after != "old":
+        assert gone() is None, "the value the write replaced or removed is still kept alive"
+    assert len(d._ftu_objects) == len(d), (dict(d._ftu_objects), d)
+
+
 # ---- hypothesis: against a plain dict --------------------------------------------------------
 
 KEYS = st.one_of(st.integers(-3, 12), st.sampled_from(["a", "b", "c"]), st.tuples(st.integers(0, 2)))

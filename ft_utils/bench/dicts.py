@@ -21,6 +21,7 @@ ft_utils), its AtomicDict runs the same programs beside it.
 
 import random
 import threading
+import types
 
 from ft_utils.bench.harness import Workload
 from ft_utils.concurrency import ConcurrentDict
@@ -93,6 +94,16 @@ def _run_locked(d, lock, ops):
                 d[key] = key
 
 
+def _own_copy(function, variant):
+    """A copy of ``function`` with a code object of its own. PyPy's JIT compiles a loop
+    per code object and specialises it to the types it meets: a loop shared by the
+    variants would be compiled for the first and take slower side exits for the others.
+    Each variant runs its own copy, as the one loop of a program that uses that type."""
+    code = function.__code__.replace(co_name=f"{function.__name__}_{variant}")
+    return types.FunctionType(code, function.__globals__, code.co_name, function.__defaults__,
+                              function.__closure__)
+
+
 def _workloads(mix):
     kind = next(m[1] for m in MIXES if m[0] == mix)
     keys = KEYS[kind]
@@ -111,8 +122,13 @@ def _workloads(mix):
 
         return make
 
-    def worker(state, index, ops):
-        _run(state["d"], program(mix, index, ops))
+    def worker_for(variant, run=_run):
+        run = _own_copy(run, variant)
+
+        def worker(state, index, ops):
+            run(state["d"], program(mix, index, ops))
+
+        return worker
 
     def locked_worker(state, index, ops):
         _run_locked(state["d"], state["lock"], program(mix, index, ops))
@@ -125,13 +141,14 @@ def _workloads(mix):
 
     plain, locked, ours, peer = f"dict [{mix}]", f"dict + Lock [{mix}]", f"ConcurrentDict [{mix}]", \
         f"cereggii AtomicDict [{mix}]"
-    workloads = [Workload(plain, setup(dict), worker, verify), Workload(locked, setup(dict, True), locked_worker, verify)]
+    workloads = [Workload(plain, setup(dict), worker_for("dict"), verify),
+                 Workload(locked, setup(dict, True), locked_worker, verify)]
     if AtomicDict is not None:
-        workloads.append(Workload(peer, setup(AtomicDict), worker, verify, baseline=(plain, locked)))
+        workloads.append(Workload(peer, setup(AtomicDict), worker_for("AtomicDict"), verify, baseline=(plain, locked)))
         baselines = (plain, locked, peer)
     else:
         baselines = (plain, locked)
-    workloads.append(Workload(ours, setup(ConcurrentDict), worker, verify, baseline=baselines))
+    workloads.append(Workload(ours, setup(ConcurrentDict), worker_for("ConcurrentDict"), verify, baseline=baselines))
     return workloads
 
 

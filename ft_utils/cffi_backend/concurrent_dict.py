@@ -15,10 +15,15 @@ compare_and_delete are one step of the table, atomic with respect to every other
 There is no lock of the binding's. Each write is cut so that a signal handler that raises
 (KeyboardInterrupt) or a MemoryError can strike between any two steps without leaving
 anything held or half done: the pair of a new ticket enters the dict before the core
-sees the ticket, and leaves it again unless the core accepted it; the pair a write
-replaces or removes leaves the dict in the same C-level step as the write (as the cffi
-queues take their objects). A reader that finds a value ticket gone (replaced or removed
-meanwhile) looks again: tickets are never reused.
+sees the ticket, and leaves it again unless the core accepted it; the pair of the ticket
+a write replaced or removed leaves the dict right after the write, by the thread that
+made it, or in its exception handler if an exception struck in between (the core
+records, per thread, which tickets its writes let go: see cffi_build.py). A reader that
+finds a value ticket gone (replaced or removed meanwhile) looks again: tickets are never
+reused.
+
+Hashes, tickets and versions cross to C as signed 64-bit integers (hash(key) as it is):
+an unsigned word above 2**63 - 1 is a big integer, several times slower on PyPy.
 """
 
 import copyreg
@@ -35,7 +40,6 @@ from ft_utils.cffi_backend._blocking import MISSING, TICKETS
 
 DEFAULT_SCALING = 17
 MAX_SCALING = 65536
-_MASK = (1 << 64) - 1
 _FOUND_CAP = 16
 _repr_running = threading.local()
 _scratch = threading.local()  # .found: a list of ftu_cffi_found buffers free for use
@@ -44,12 +48,18 @@ _scratch = threading.local()  # .found: a list of ftu_cffi_found buffers free fo
 # memory, and these are used where a failure would strand an object.
 _get1 = lib.ftu_cffi_map_get1
 _lookup = lib.ftu_cffi_map_lookup
+_lookup_n = lib.ftu_cffi_map_lookup_n
+_scan_n = lib.ftu_cffi_map_scan_n
 _scan = lib.ftu_cffi_map_scan
 _insert = lib.ftu_cffi_map_insert
 _replace = lib.ftu_cffi_map_replace
 _remove = lib.ftu_cffi_map_remove
+_add = lib.ftu_cffi_map_add
+_swap = lib.ftu_cffi_map_swap
+_drop = lib.ftu_cffi_map_drop
 _status = lib.ftu_cffi_map_status
 _accepted = lib.ftu_cffi_map_accepted
+_let_go = lib.ftu_cffi_map_let_go
 _OK = lib.FTU_OK
 _NO_MEMORY = lib.FTU_NO_MEMORY
 _AT_ONCE = lib.FTU_MAP_RELEASE_AT_ONCE
@@ -105,8 +115,8 @@ def _entries(m, h):
         raise _no_memory()
     while True:  # many keys share this hash: buffers of the right size
         cap = n * 2
-        keys, values, version = ffi.new("uint64_t[]", cap), ffi.new("uint64_t[]", cap), ffi.new("uint64_t *")
-        n = lib.ftu_map_lookup(m, h, keys, values, cap, version)
+        keys, values, version = ffi.new("int64_t[]", cap), ffi.new("int64_t[]", cap), ffi.new("int64_t *")
+        n = _lookup_n(m, h, keys, values, cap, version)
         if n < 0:
             raise _no_memory()
         if n <= cap:
@@ -219,7 +229,7 @@ class ConcurrentDict:
 
     def _get_pair(self, key):
         """The (key, value) pair of key, or None."""
-        h = hash(key) & _MASK
+        h = hash(key)
         vt = _get1(self._ftu_map, h)
         if vt > 0:  # the one entry with this hash
             pair = self._ftu_objects.get(vt)
@@ -279,11 +289,9 @@ class ConcurrentDict:
             try:
                 if pair is not None:
                     objects[new] = (pair[0], value)  # the stored key stays, as in a dict
-                    # the core replaces vt by new only if the entry still holds vt, and vt's
-                    # pair leaves the dict in the same C-level step
-                    old = next(map(objects.pop, compress((vt,), map(_replace, (m,), (h,), (kt,), (vt,), (new,)))),
-                               MISSING)
-                    if old is not MISSING:
+                    # the core replaces vt by new only if the entry still holds vt
+                    if _replace(m, h, kt, vt, new):
+                        objects.pop(vt, None)
                         return True
                 else:
                     kt = next(TICKETS)
@@ -293,40 +301,112 @@ class ConcurrentDict:
                 status = _status()
                 del objects[new]
             except BaseException:
-                # Interrupted or out of memory: keep the pair only if the core took its ticket.
-                if not _accepted(m, new):
-                    objects.pop(new, None)
+                self._settle(new, vt)
                 raise
             if status == _NO_MEMORY:
                 raise _no_memory()
             # else the entry or its stripe changed since the lookup: look again
 
+    def _settle(self, new, vt):
+        """After an exception in a write (interrupted, or out of memory): new's pair stays
+        only if the core took new, and vt's pair leaves if this thread's write let vt go."""
+        m, objects = self._ftu_map, self._ftu_objects
+        if new is not None and not _accepted(m, new):
+            objects.pop(new, None)
+        if vt is not None and _let_go(m, vt):
+            objects.pop(vt, None)
+
+    def _remove_entry(self, h, kt, vt):
+        """Removes the entry kt if it still holds vt: the pair removed, or None."""
+        try:
+            if _remove(self._ftu_map, h, kt, vt):
+                return self._ftu_objects.pop(vt)
+        except BaseException:
+            self._settle(None, vt)
+            raise
+        if _status() == _NO_MEMORY:
+            raise _no_memory()
+        return None
+
     def _take(self, key, h, expected=MISSING):
         """Removes key (only if its value is expected, if given): the (key, value) pair
         removed, or None."""
-        m, objects = self._ftu_map, self._ftu_objects
         while True:
             kt, vt, pair, version = self._find(key, h)
             if pair is None or (expected is not MISSING and pair[1] is not expected):
                 return None
             del pair
-            removed = next(map(objects.pop, compress((vt,), map(_remove, (m,), (h,), (kt,), (vt,)))), None)
+            removed = self._remove_entry(h, kt, vt)
             if removed is not None:
                 return removed
-            if _status() == _NO_MEMORY:
-                raise _no_memory()
 
     def __setitem__(self, key, value):
-        self._store(key, value, hash(key) & _MASK)
+        # The common cases first, in one call of the core each: a key of a hash no other
+        # key has, absent (add) or stored (swap). Anything else (keys sharing a hash, the
+        # table changing meanwhile) takes the general path, _store.
+        h = hash(key)
+        m = self._ftu_map
+        vt = _get1(m, h)
+        if vt >= 0:
+            objects = self._ftu_objects
+            pair = None
+            if vt > 0:
+                pair = objects.get(vt)
+                if pair is None:
+                    vt = -1  # replaced or removed since the lookup
+                else:
+                    stored = pair[0]
+                    if stored is key or stored == key:
+                        key = stored  # the stored key stays, as in a dict
+                    else:
+                        vt = -1  # another key of the same hash
+                    del stored
+            if vt >= 0:
+                new = next(TICKETS)
+                try:
+                    objects[new] = (key, value)
+                    if vt == 0:
+                        if _add(m, h, next(TICKETS), new):
+                            return
+                    elif _swap(m, h, vt, new):
+                        objects.pop(vt, None)
+                        return
+                    status = _status()
+                    del objects[new]
+                except BaseException:
+                    self._settle(new, vt or None)
+                    raise
+                if status == _NO_MEMORY:
+                    raise _no_memory()
+        self._store(key, value, h)
 
     def __delitem__(self, key):
-        if self._take(key, hash(key) & _MASK) is None:
+        h = hash(key)
+        m = self._ftu_map
+        vt = _get1(m, h)
+        if vt > 0:  # the common case: the one key of its hash
+            objects = self._ftu_objects
+            pair = objects.get(vt)
+            if pair is not None and (pair[0] is key or pair[0] == key):
+                del pair
+                try:
+                    if _drop(m, h, vt):
+                        objects.pop(vt)
+                        return
+                except BaseException:
+                    self._settle(None, vt)
+                    raise
+                if _status() == _NO_MEMORY:
+                    raise _no_memory()
+        elif vt == 0:
+            raise KeyError(key)
+        if self._take(key, h) is None:
             raise KeyError(key)
 
     def pop(self, key, /, *default):
         if len(default) > 1:
             raise TypeError(f"pop expected 1 or 2 arguments, got {1 + len(default)}")
-        removed = self._take(key, hash(key) & _MASK)
+        removed = self._take(key, hash(key))
         if removed is not None:
             return removed[1]
         if default:
@@ -334,7 +414,7 @@ class ConcurrentDict:
         raise KeyError(key)
 
     def setdefault(self, key, default=None, /):
-        h = hash(key) & _MASK
+        h = hash(key)
         pair = self._get_pair(key)  # the common case: the key is there
         if pair is not None:
             return pair[1]
@@ -342,10 +422,10 @@ class ConcurrentDict:
         return default if found is MISSING else found
 
     def compare_and_set(self, key, expected, value, /):
-        return self._store(key, value, hash(key) & _MASK, expected=expected)
+        return self._store(key, value, hash(key), expected=expected)
 
     def compare_and_delete(self, key, expected, /):
-        return self._take(key, hash(key) & _MASK, expected) is not None
+        return self._take(key, hash(key), expected) is not None
 
     def update(self, other=(), /, **kwargs):
         if isinstance(other, ConcurrentDict):
@@ -359,19 +439,16 @@ class ConcurrentDict:
         # __setitem__ (the native type does the same).
         store = self._store
         for key, value in source.items():
-            store(key, value, hash(key) & _MASK)
+            store(key, value, hash(key))
 
     def popitem(self, /):
-        m, objects = self._ftu_map, self._ftu_objects
         scan = ffi.new("ftu_cffi_scan *")
         while not scan.done:
             for h, kt, vt, pair in self._scan(scan):
                 while pair is not None:
-                    gone = next(map(objects.pop, compress((vt,), map(_remove, (m,), (h,), (kt,), (vt,)))), None)
+                    gone = self._remove_entry(h, kt, vt)
                     if gone is not None:
                         return gone
-                    if _status() == _NO_MEMORY:
-                        raise _no_memory()
                     vt, pair = self._current(h, kt)  # replaced meanwhile; None if removed
         raise KeyError("popitem(): dictionary is empty")
 
@@ -404,15 +481,12 @@ class ConcurrentDict:
         # What clear() removes is kept until it is done: finalizers run after clear() (a
         # write they make is not wiped by it).
         removed = []
-        m, objects = self._ftu_map, self._ftu_objects
         for h, kt, vt, pair in self._walk():
             while pair is not None:
-                gone = next(map(objects.pop, compress((vt,), map(_remove, (m,), (h,), (kt,), (vt,)))), None)
+                gone = self._remove_entry(h, kt, vt)
                 if gone is not None:
                     removed.append(gone)
                     break
-                if _status() == _NO_MEMORY:
-                    raise _no_memory()
                 vt, pair = self._current(h, kt)  # replaced meanwhile: remove what it holds now
         del removed
 
@@ -447,9 +521,9 @@ class ConcurrentDict:
             raise _no_memory()
         if n < -1:  # more keys share one hash than a batch holds
             cap = -n * 2
-            hashes, keys, values = ffi.new("uint64_t[]", cap), ffi.new("uint64_t[]", cap), ffi.new("uint64_t[]", cap)
-            cursor, done = ffi.new("uint64_t *", scan.cursor), ffi.new("int *", scan.done)
-            n = lib.ftu_map_scan(m, cursor, done, hashes, keys, values, cap)
+            hashes, keys, values = ffi.new("int64_t[]", cap), ffi.new("int64_t[]", cap), ffi.new("int64_t[]", cap)
+            cursor, done = ffi.new("int64_t *", scan.cursor), ffi.new("int *", scan.done)
+            n = _scan_n(m, cursor, done, hashes, keys, values, cap)
             if n < 0:
                 raise _no_memory()
             scan.cursor, scan.done = cursor[0], done[0]

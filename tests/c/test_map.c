@@ -157,10 +157,16 @@ static void test_single_thread_model(void) {
             take_release(&out);
         } else if (op < 9) { /* remove, by value sometimes (compare-and-delete) */
             int check = op == 8;
-            uint64_t expected = check && (rng_next(&state) & 1) ? model_value[key] + 1000000 : model_value[key];
-            int status = ftu_map_remove(m, hash_of(key), found ? kw : 0, check, expected, &previous, &out);
+            /* by the value it holds, without its key word, sometimes (FTU_MAP_ANY_KEY) */
+            int any = check && found && (rng_next(&state) & 1);
+            uint64_t wrong = any ? UINT64_MAX - 3 : model_value[key] + 1000000; /* ANY_KEY: a value none holds */
+            uint64_t expected = check && (rng_next(&state) & 1) ? wrong : model_value[key];
+            uint64_t named = any ? FTU_MAP_ANY_KEY : found ? kw : UINT64_MAX - 1; /* never a key word */
+            int status = ftu_map_remove(m, hash_of(key), named, check, expected, &previous, &out);
             if (!found) {
                 CHECK(status == FTU_RETRY, "remove of an absent key: %d", status);
+            } else if (any && expected != model_value[key]) {
+                CHECK(status == FTU_RETRY, "remove of the entry holding a value none holds: %d", status);
             } else if (check && expected != model_value[key]) {
                 CHECK(status == FTU_MISMATCH && previous == model_value[key], "compare-and-delete mismatch: %d", status);
             } else {
@@ -173,8 +179,15 @@ static void test_single_thread_model(void) {
             if (!found) continue;
             uint64_t v = next_word++;
             int right = rng_next(&state) & 1;
-            int status = ftu_map_replace(m, hash_of(key), kw, v, 1, right ? value : value + 7, &previous, &out);
-            CHECK(status == (right ? FTU_OK : FTU_MISMATCH) && previous == value, "compare-and-set: %d", status);
+            int any = rng_next(&state) & 1; /* the entry named by the value it holds */
+            uint64_t wrong = any ? UINT64_MAX - 3 : value + 7; /* with ANY_KEY: a value no entry holds */
+            int status =
+                ftu_map_replace(m, hash_of(key), any ? FTU_MAP_ANY_KEY : kw, v, 1, right ? value : wrong, &previous, &out);
+            if (any && !right) {
+                CHECK(status == FTU_RETRY, "replace of the entry holding a value none holds: %d", status);
+            } else {
+                CHECK(status == (right ? FTU_OK : FTU_MISMATCH) && previous == value, "compare-and-set: %d", status);
+            }
             if (right) model_value[key] = v;
             else released[v] = 1; /* never stored: nothing will hand it back */
             take_release(&out);
