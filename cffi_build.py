@@ -73,6 +73,7 @@ int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected)
 int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value);
 int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value);
 int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected);
+int64_t ftu_cffi_map_cursor_of(int64_t hash);
 int ftu_cffi_map_status(void);
 int ftu_cffi_map_accepted(ftu_map *m, int64_t value);
 int ftu_cffi_map_let_go(ftu_map *m, int64_t value);
@@ -269,6 +270,8 @@ int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value)
 int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected) {
     return ftu_cffi_map_remove(m, hash, FTU_MAP_ANY_KEY, expected);
 }
+
+int64_t ftu_cffi_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }
 
 int ftu_cffi_map_status(void) { return map_status; }
 

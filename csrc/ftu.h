@@ -318,6 +318,9 @@ int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t 
 int ftu_map_reclaim(ftu_map *m, ftu_map_release *out);
 /* Entries (approximately, while writers run; exactly when they are done). */
 int64_t ftu_map_size(ftu_map *m);
+/* The scan cursor at which the entries of `hash` come: a scan started there begins with
+ * them (to resume a walk near an entry, e.g. where the last popitem took one). */
+uint64_t ftu_map_cursor_of(uint64_t hash);
 /* Weakly consistent iteration in an order of the hashes that growth does not change:
  * start with *cursor 0 and *done 0; each call writes up to cap entries (hash, key,
  * value) and returns how many, moving the cursor, and sets *done at the end. An entry

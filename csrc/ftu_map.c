@@ -27,10 +27,14 @@
  * on the table's size: a cursor is a mixed hash, so growth and shrinking between two
  * calls neither repeat nor skip an entry that stays in the map.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, getpid: the seed of the mix */
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ftu.h"
 #include "ftu_epoch.h"
@@ -127,6 +131,7 @@ static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
         view.others_pinned = 0;
 #endif
     }
+    if (!force) s->others_idle = !view.others_pinned;
     int64_t kept = 0;
     for (int64_t i = 0; i < s->limbo_len; i++) {
         ftu_map_limbo_item it = s->limbo[i];
@@ -148,9 +153,15 @@ static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
 }
 
 /* After a write: reclaims when the stripe has gathered a few items (a scan reads every
- * thread's record), or at once when no other thread can be reading. Under the lock. */
+ * thread's record), at once when no other thread can be reading, and also at once while
+ * the other threads are idle: when the stripe's last scan found none of them pinned, the
+ * next one likely finds the same, at little cost (an idle thread's record is not being
+ * written, so reading it takes no line from another CPU). So a value replaced or removed
+ * goes at once, as in a dict, while the other threads do not read; under concurrent
+ * reads, a few writes later. Under the lock. */
 static void maybe_reclaim(ftu_map_stripe *s, ftu_map_release *out) {
-    if (s->limbo_len >= RECLAIM_BATCH || (s->limbo_len > 0 && ftu_epoch_alone())) limbo_reclaim(s, out, 0);
+    if (s->limbo_len >= RECLAIM_BATCH || (s->limbo_len > 0 && (s->others_idle || ftu_epoch_alone())))
+        limbo_reclaim(s, out, 0);
 }
 
 /* ---- life ---------------------------------------------------------------------------- */
@@ -161,7 +172,23 @@ static int bits_for(int64_t entries) {
     return bits;
 }
 
+uint64_t ftu_map_seed;
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+
+/* A seed no other process is likely to share: the time, the process id and addresses
+ * (randomised by the loader), stirred by splitmix64's finaliser. */
+static void make_seed(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t x = (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 30) ^ ((uint64_t)getpid() << 42) ^
+                 (uint64_t)(uintptr_t)&now ^ ((uint64_t)(uintptr_t)&ftu_map_seed << 7);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    ftu_map_seed = x ^ (x >> 31);
+}
+
 ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency, int flags) {
+    pthread_once(&seed_once, make_seed); /* before any map exists: never changes after */
     if (concurrency < 1) concurrency = 1;
     if (concurrency > 4096) concurrency = 4096;
     int sbits = bits_for(concurrency * 4);
@@ -182,6 +209,7 @@ ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency, int flags) {
         return NULL;
     }
     memset(m->stripes, 0, sizeof(ftu_map_stripe) << sbits);
+    for (uint64_t i = 0; i < nstripes(m); i++) m->stripes[i].others_idle = 1;
     atomic_init(&m->table, t);
     ftu_fork_track(&m->fork, &map_fork_ops);
     return m;
@@ -271,6 +299,8 @@ int64_t ftu_map_lookup(ftu_map *m, uint64_t hash, uint64_t *keys, uint64_t *valu
 
 int64_t ftu_map_size(ftu_map *m) { return total_count(m); }
 
+uint64_t ftu_map_cursor_of(uint64_t hash) { return ftu_map_mix(hash); }
+
 int ftu_map_enter(void) { return ftu_epoch_enter() == NULL ? FTU_NO_MEMORY : FTU_OK; }
 void ftu_map_leave(void) { ftu_epoch_leave(ftu_epoch_mine); }
 
@@ -303,7 +333,7 @@ int64_t ftu_map_scan(ftu_map *m, uint64_t *cursor, int *done, uint64_t *hashes, 
                  n = ftu_map_load_next(n)) {
                 if (n->mixed != least) continue;
                 if (start + group < cap) {
-                    hashes[start + group] = least * FTU_MAP_UNMIX;
+                    hashes[start + group] = ftu_map_unmix(least);
                     keys[start + group] = atomic_load_explicit(&n->key, memory_order_acquire);
                     values[start + group] = atomic_load_explicit(&n->value, memory_order_acquire);
                 }

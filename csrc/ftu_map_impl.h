@@ -50,6 +50,7 @@ typedef struct ftu_map_stripe {
     _Atomic int64_t count;
     ftu_map_limbo_item *limbo; /* under the lock */
     int64_t limbo_len, limbo_cap;
+    int others_idle; /* the stripe's last scan found no other thread pinned (under the lock) */
 } ftu_map_stripe;
 
 struct ftu_map {
@@ -61,9 +62,15 @@ struct ftu_map {
     struct ftu_fork_node fork;
 };
 
+/* The process's seed of the mix (ftu_map.c: random, set before the first map is made).
+ * Without it, keys crafted so that hash * MIX has equal top bits (the multiplication is
+ * invertible) would all land in one chain: with it they are spread like any others. */
+extern uint64_t ftu_map_seed;
+
 /* The hash as the table orders it: a bijection that spreads small integers over the top
  * bits, which pick the chain (and the stripe). */
-static inline uint64_t ftu_map_mix(uint64_t hash) { return hash * FTU_MAP_MIX; }
+static inline uint64_t ftu_map_mix(uint64_t hash) { return (hash ^ ftu_map_seed) * FTU_MAP_MIX; }
+static inline uint64_t ftu_map_unmix(uint64_t mixed) { return (mixed * FTU_MAP_UNMIX) ^ ftu_map_seed; }
 
 static inline _Atomic(ftu_map_node *) *ftu_map_chain_of(ftu_map_table *t, uint64_t mixed) {
     return &t->chains[mixed >> (64 - t->bits)];

@@ -4,7 +4,10 @@ GC and weakrefs, a hypothesis state machine against a plain dict, and threads.""
 import collections.abc
 import copy
 import gc
+import os
 import pickle
+import subprocess
+import sys
 import threading
 import weakref
 
@@ -12,7 +15,10 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
+import ft_utils
 from threading_helpers import run_threads, writes_before_publishing_are_seen
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(ft_utils.__file__)))
 
 
 class Obj:
@@ -216,6 +222,52 @@ def test_popitem(backend):
         d.popitem()
     with pytest.raises(TypeError):
         d.popitem(1)
+
+
+def test_popitem_resumes_where_it_took_and_still_finds_every_key(backend):
+    """popitem() walks on from where the last one took its item, then from the start:
+    keys added meanwhile before that place are still found."""
+    d = backend.ConcurrentDict(2, {i: i for i in range(300)})
+    popped = [d.popitem()[0] for _ in range(150)]
+    d.update({i: i for i in range(1000, 1300)})  # some land before the place, some after
+    popped += [d.popitem()[0] for _ in range(450)]
+    assert sorted(popped) == list(range(300)) + list(range(1000, 1300))
+    assert len(d) == 0
+    with pytest.raises(KeyError):
+        d.popitem()
+    d[5] = 5
+    assert d.popitem() == (5, 5)
+
+
+def test_a_length_that_lies_does_not_size_the_table(backend):
+    """The initial contents' length is only a hint, capped: a huge or lying one makes
+    no huge table (it used to raise MemoryError), and what is not a mapping nor pairs is
+    still refused as dict refuses it."""
+
+    class Liar(dict):
+        def __len__(self):
+            return 2**40
+
+    assert backend.ConcurrentDict(1, Liar(a=1)) == {"a": 1}
+    with pytest.raises(TypeError):
+        backend.ConcurrentDict(1, range(2**26))  # its ints are not pairs
+
+
+def test_scaling_too_big_is_reported_as_given(backend):
+    with pytest.raises(ValueError, match=str(2**100)):
+        backend.ConcurrentDict(2**100)
+
+
+def test_the_table_order_is_seeded_per_process(backend):
+    """Keys are spread over the table by their hash mixed with a seed of the process, so
+    that keys crafted to share a chain in one process do not in another (the order of
+    iteration differs between processes; it is not part of the API)."""
+    name = "native" if "native" in backend.__name__ else "cffi"
+    code = f"import ft_utils._backend as b; print(list(b.load({name!r}).ConcurrentDict.fromkeys(range(64))))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (CHECKOUT, os.environ.get("PYTHONPATH")) if p))
+    orders = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                             timeout=60, check=True).stdout for _ in range(2)}
+    assert len(orders) == 2, orders
 
 
 def test_fromkeys(backend):
@@ -739,6 +791,48 @@ def test_cffi_an_exception_right_after_a_write_strands_no_pair(backend, case, mo
     if after != "old":
         assert gone() is None, "the value the write replaced or removed is still kept alive"
     assert len(d._ftu_objects) == len(d), (dict(d._ftu_objects), d)
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="finalized at once only with reference counting")
+def test_a_value_goes_at_once_while_other_threads_do_not_read(backend):
+    """Another thread that has read the dict but is not reading now does not delay the
+    release of a value removed or replaced: it goes at once, as in a dict (it used to wait
+    for later writes while any other thread that had ever read was alive)."""
+    freed = []
+
+    class Value:
+        def __init__(self, n):
+            self.n = n
+
+        def __del__(self):
+            freed.append(self.n)
+
+    d = backend.ConcurrentDict()
+    read, done = threading.Event(), threading.Event()
+
+    def other():
+        d.get("anything")
+        read.set()
+        done.wait(30)
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        assert read.wait(30)
+        d["x"] = Value(1)
+        del d["x"]
+        assert freed == [1]
+        d["y"] = Value(2)
+        d["y"] = 0
+        assert freed == [1, 2]
+        d["z"] = Value(3)
+        value = d.pop("z")
+        assert value.n == 3
+        del value
+        assert freed == [1, 2, 3]
+    finally:
+        done.set()
+        t.join()
 
 
 # ---- hypothesis: against a plain dict --------------------------------------------------------

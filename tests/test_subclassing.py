@@ -171,6 +171,42 @@ def test_containers_take_init_arguments_of_their_own(backend, class_name):
         assert Named("n", 3).maxsize == 3
 
 
+def test_a_dict_subclass_takes_init_arguments_of_its_own(backend):
+    """As a dict subclass may: __init__ takes its own arguments and passes scaling and the
+    contents on to super().__init__() (scaling is checked there; the table keeps the
+    default one unless __new__ is overridden too)."""
+
+    class Tagged(backend.ConcurrentDict):
+        def __init__(self, tag, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tag = tag
+
+    plain = Tagged("t")
+    assert plain.tag == "t" and len(plain) == 0 and plain.scaling == 17
+    filled = Tagged("u", 4, {"a": 1})
+    assert filled.tag == "u" and filled == {"a": 1}
+    assert Tagged("v", dictionary=[("b", 2)]) == {"b": 2}
+    with pytest.raises(TypeError, match="scaling must be an int"):
+        Tagged("w", "x")
+
+    class Four(backend.ConcurrentDict):
+        def __init__(self, a, b, c, d):
+            super().__init__()
+            self.args = (a, b, c, d)
+
+    assert Four(1, 2, 3, 4).args == (1, 2, 3, 4)
+
+    class Sized(backend.ConcurrentDict):  # both overridden: __new__ chooses the scaling
+        def __new__(cls, tag):
+            return super().__new__(cls, 4)
+
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+
+    assert Sized("s").scaling == 4 and Sized("s").tag == "s"
+
+
 def test_setstate_refuses_another_state(backend):
     for class_name in VALUE_TYPES:
         with pytest.raises(TypeError, match="__setstate__"):

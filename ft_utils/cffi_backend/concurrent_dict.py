@@ -27,6 +27,8 @@ an unsigned word above 2**63 - 1 is a big integer, several times slower on PyPy.
 """
 
 import copyreg
+import inspect
+import operator
 import threading
 from collections.abc import Mapping
 from collections import deque
@@ -35,11 +37,12 @@ from operator import itemgetter
 from types import GenericAlias
 
 from ft_utils import _reconstruct
-from ft_utils.cffi_backend._api import document, ffi, lib, owned
+from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
 from ft_utils.cffi_backend._blocking import MISSING, TICKETS
 
 DEFAULT_SCALING = 17
 MAX_SCALING = 65536
+_MAX_SIZE_HINT = 65536  # entries a table is first sized for, at most
 _FOUND_CAP = 16
 _repr_running = threading.local()
 _scratch = threading.local()  # .found: a list of ftu_cffi_found buffers free for use
@@ -58,6 +61,7 @@ _add = lib.ftu_cffi_map_add
 _swap = lib.ftu_cffi_map_swap
 _drop = lib.ftu_cffi_map_drop
 _status = lib.ftu_cffi_map_status
+_cursor_of = lib.ftu_cffi_map_cursor_of
 _accepted = lib.ftu_cffi_map_accepted
 _let_go = lib.ftu_cffi_map_let_go
 _OK = lib.FTU_OK
@@ -79,6 +83,10 @@ def _check_scaling(scaling):
     if not 1 <= scaling <= MAX_SCALING:
         raise ValueError(f"ConcurrentDict() scaling must be between 1 and {MAX_SCALING}, not {scaling}")
     return scaling
+
+
+def _arguments(scaling=DEFAULT_SCALING, dictionary=None):
+    return _check_scaling(scaling), dictionary
 
 
 def _no_memory():
@@ -167,26 +175,42 @@ class _Iterator:
 
 @document
 class ConcurrentDict:
-    __slots__ = ("_ftu_map", "_ftu_objects", "_ftu_scaling", "__weakref__")
+    __slots__ = ("_ftu_map", "_ftu_objects", "_ftu_scaling", "_ftu_pop_hint", "__weakref__")
 
-    def __new__(cls, scaling=DEFAULT_SCALING, dictionary=None):
-        scaling = _check_scaling(scaling)
-        size = 0
-        if dictionary is not None:
-            try:
-                size = len(dictionary)
-            except TypeError:
-                size = 0
+    # The arguments go to __new__ and __init__ as dict's do (see new_takes_arguments):
+    # __new__ makes the table for scaling (sized for the initial contents), __init__
+    # stores the contents. A subclass whose __init__ takes arguments of its own gets the
+    # default scaling (its super().__init__(scaling) only checks it), unless it overrides
+    # __new__ too.
+    def __new__(cls, *args, **kwargs):
+        scaling, size = DEFAULT_SCALING, 0
+        if new_takes_arguments(cls, ConcurrentDict):
+            scaling, dictionary = _arguments(*args, **kwargs)
+            if dictionary is not None:
+                # a hint only, capped: a length that lies (or an iterable of the wrong kind,
+                # which update then refuses) must not make a huge table
+                try:
+                    size = min(operator.length_hint(dictionary), _MAX_SIZE_HINT)
+                except Exception:
+                    size = 0
         self = object.__new__(cls)
         self._ftu_scaling = scaling
         self._ftu_objects = {}
+        self._ftu_pop_hint = 0
         m = lib.ftu_map_new(size, scaling, _AT_ONCE)
         if m == ffi.NULL:
             raise MemoryError("cannot allocate a ConcurrentDict")
         self._ftu_map = owned(m, lib.ftu_map_free)
-        if dictionary is not None:
-            ConcurrentDict.update(self, dictionary)
         return self
+
+    def __init__(self, *args, **kwargs):
+        if init_takes_arguments(type(self), ConcurrentDict):
+            scaling, dictionary = _arguments(*args, **kwargs)
+            if dictionary is not None:
+                ConcurrentDict.update(self, dictionary)
+
+    __new__.__signature__ = __init__.__signature__ = inspect.signature(
+        lambda cls, scaling=DEFAULT_SCALING, dictionary=None: None)
 
     @property
     def scaling(self):
@@ -442,14 +466,20 @@ class ConcurrentDict:
             store(key, value, hash(key))
 
     def popitem(self, /):
-        scan = ffi.new("ftu_cffi_scan *")
-        while not scan.done:
-            for h, kt, vt, pair in self._scan(scan):
-                while pair is not None:
-                    gone = self._remove_entry(h, kt, vt)
-                    if gone is not None:
-                        return gone
-                    vt, pair = self._current(h, kt)  # replaced meanwhile; None if removed
+        # From where the last popitem() took its item, then from the start: emptying a
+        # dict with popitem() does not walk the emptied part of the table again each time.
+        hint = self._ftu_pop_hint
+        for start in (hint, 0) if hint else (0,):
+            scan = ffi.new("ftu_cffi_scan *")
+            scan.cursor = start
+            while not scan.done:
+                for h, kt, vt, pair in self._scan(scan):
+                    while pair is not None:
+                        gone = self._remove_entry(h, kt, vt)
+                        if gone is not None:
+                            self._ftu_pop_hint = _cursor_of(h)
+                            return gone
+                        vt, pair = self._current(h, kt)  # replaced meanwhile; None if removed
         raise KeyError("popitem(): dictionary is empty")
 
     @classmethod

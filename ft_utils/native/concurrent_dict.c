@@ -27,6 +27,7 @@
 
 #define DEFAULT_SCALING 17
 #define MAX_SCALING 65536
+#define MAX_SIZE_HINT 65536 /* entries a table is first sized for, at most */
 #define CANDIDATES 8 /* entries of one hash looked at without allocating */
 #define SCAN_BATCH 32
 
@@ -47,6 +48,19 @@ static void set_key_error(PyObject *key) {
 static void release(ftu_map_release *out) {
     for (int64_t i = 0; i < out->count; i++) Py_DECREF(obj(out->words[i]));
     out->count = 0;
+}
+
+/* Lets go of whatever earlier writes left waiting for readers and no reader can still
+ * take (clear() and the end of a dict's life: a value removed while another thread was
+ * reading goes then at the latest). */
+static void reclaim(ConcurrentDictObject *self) {
+    ftu_map_release out;
+    do {
+        ftu_map_reclaim(self->map, &out);
+        int64_t count = out.count;
+        release(&out);
+        if (count < FTU_MAP_RELEASE_MAX) break;
+    } while (1);
 }
 
 static int pin(void) {
@@ -210,45 +224,75 @@ static ConcurrentDictObject *alloc_dict(PyTypeObject *type, Py_ssize_t scaling, 
 
 static int set_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, PyObject *value);
 static PyObject *ConcurrentDict_update(PyObject *op, PyObject *args, PyObject *kwargs);
+static int ConcurrentDict_init(PyObject *op, PyObject *args, PyObject *kwargs);
 
+/* scaling as an int between 1 and MAX_SCALING: 0, or -1 with TypeError / ValueError. */
+static int parse_scaling(PyObject *scaling_obj, Py_ssize_t *scaling) {
+    if (PyBool_Check(scaling_obj) || !PyIndex_Check(scaling_obj)) {
+        PyErr_Format(PyExc_TypeError, "ConcurrentDict() scaling must be an int, not %.200s",
+                     Py_TYPE(scaling_obj)->tp_name);
+        return -1;
+    }
+    PyObject *index = PyNumber_Index(scaling_obj);
+    if (index == NULL) return -1;
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(index, &overflow);
+    if (value == -1 && PyErr_Occurred()) {
+        Py_DECREF(index);
+        return -1;
+    }
+    if (overflow != 0 || value < 1 || value > MAX_SCALING) {
+        PyErr_Format(PyExc_ValueError, "ConcurrentDict() scaling must be between 1 and %d, not %R", MAX_SCALING,
+                     index);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    *scaling = (Py_ssize_t)value;
+    return 0;
+}
+
+/* The arguments go to __new__ and __init__ as dict's do (see ftu_new_takes_arguments):
+ * __new__ makes the table for scaling (and sized for the initial contents), __init__
+ * stores the contents. A subclass whose __init__ takes arguments of its own gets the
+ * default scaling (its super().__init__(scaling) only checks it), unless it overrides
+ * __new__ too. */
 static PyObject *ConcurrentDict_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    Py_ssize_t scaling = DEFAULT_SCALING, size_hint = 0;
+    if (ftu_new_takes_arguments(type, ConcurrentDict_new, ConcurrentDict_init)) {
+        static char *kwlist[] = {"scaling", "dictionary", NULL};
+        PyObject *scaling_obj = NULL, *initial = NULL;
+        if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:ConcurrentDict", kwlist, &scaling_obj, &initial))
+            return NULL;
+        if (scaling_obj != NULL && parse_scaling(scaling_obj, &scaling) < 0) return NULL;
+        if (initial != NULL && initial != Py_None) {
+            /* a hint only, capped: a length that lies (or an iterable of the wrong kind, which
+             * update then refuses) must not make a huge table; growth does the rest */
+            size_hint = PyObject_LengthHint(initial, 0);
+            if (size_hint < 0) {
+                PyErr_Clear();
+                size_hint = 0;
+            }
+            if (size_hint > MAX_SIZE_HINT) size_hint = MAX_SIZE_HINT;
+        }
+    }
+    return (PyObject *)alloc_dict(type, scaling, size_hint);
+}
+
+static int ConcurrentDict_init(PyObject *op, PyObject *args, PyObject *kwargs) {
+    if (!ftu_init_takes_arguments(Py_TYPE(op), ConcurrentDict_new, ConcurrentDict_init)) return 0;
     static char *kwlist[] = {"scaling", "dictionary", NULL};
     PyObject *scaling_obj = NULL, *initial = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:ConcurrentDict", kwlist, &scaling_obj, &initial)) return NULL;
-    Py_ssize_t scaling = DEFAULT_SCALING;
-    if (scaling_obj != NULL) {
-        if (PyBool_Check(scaling_obj) || !PyIndex_Check(scaling_obj)) {
-            PyErr_Format(PyExc_TypeError, "ConcurrentDict() scaling must be an int, not %.200s",
-                         Py_TYPE(scaling_obj)->tp_name);
-            return NULL;
-        }
-        scaling = PyNumber_AsSsize_t(scaling_obj, NULL);
-        if (scaling == -1 && PyErr_Occurred()) return NULL;
-        if (scaling < 1 || scaling > MAX_SCALING) {
-            PyErr_Format(PyExc_ValueError, "ConcurrentDict() scaling must be between 1 and %d, not %zd",
-                         MAX_SCALING, scaling);
-            return NULL;
-        }
-    }
-    Py_ssize_t size_hint = 0;
-    if (initial != NULL && initial != Py_None) {
-        size_hint = PyObject_LengthHint(initial, 0);
-        if (size_hint < 0) {
-            PyErr_Clear();
-            size_hint = 0;
-        }
-    }
-    ConcurrentDictObject *self = alloc_dict(type, scaling, size_hint);
-    if (self == NULL || initial == NULL || initial == Py_None) return (PyObject *)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:ConcurrentDict", kwlist, &scaling_obj, &initial)) return -1;
+    Py_ssize_t scaling;
+    if (scaling_obj != NULL && parse_scaling(scaling_obj, &scaling) < 0) return -1;
+    if (initial == NULL || initial == Py_None) return 0;
     PyObject *update_args = PyTuple_Pack(1, initial);
-    PyObject *done = update_args == NULL ? NULL : ConcurrentDict_update((PyObject *)self, update_args, NULL);
+    PyObject *done = update_args == NULL ? NULL : ConcurrentDict_update(op, update_args, NULL);
     Py_XDECREF(update_args);
-    if (done == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
+    if (done == NULL) return -1;
     Py_DECREF(done);
-    return (PyObject *)self;
+    return 0;
 }
 
 static int visit_word(uint64_t w, void *arg) {
@@ -402,9 +446,12 @@ static int set_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, P
     /* The common cases in one step of the table: the stored key is this very object, or
      * no key has this hash. */
     int added;
+    /* The table's reference to the key is taken before the key is published: once in the
+     * table, another thread may remove it and release that reference at any moment. */
+    Py_INCREF(key);
     int status = ftu_map_put(self->map, (uint64_t)hash, word(key), word(Py_NewRef(value)), &added, &out);
+    if (!added) Py_DECREF(key); /* not stored (the caller's reference keeps it alive) */
     if (status == FTU_OK) {
-        if (added) Py_INCREF(key); /* the table's reference */
         release(&out);
         return 0;
     }
@@ -680,10 +727,10 @@ static void batch_release(scan_batch *b, int with_values) {
  * the call), a batch at a time: weakly consistent. Groups of keys sharing a hash larger
  * than a batch are fetched whole into a bigger buffer. Stops at the first non-zero
  * result of each and returns it (-1: with an exception); 0 once every entry was seen. */
-static int walk(ConcurrentDictObject *self, int with_values,
-                int (*each)(void *arg, uint64_t hash, PyObject *key, PyObject *value), void *arg) {
+static int walk_from(ConcurrentDictObject *self, uint64_t cursor, int with_values,
+                     int (*each)(void *arg, uint64_t hash, PyObject *key, PyObject *value), void *arg) {
     scan_batch b;
-    b.cursor = 0;
+    b.cursor = cursor;
     b.done = 0;
     b.count = 0;
     while (!b.done) {
@@ -710,6 +757,11 @@ static int walk(ConcurrentDictObject *self, int with_values,
         if (result != 0) return result;
     }
     return 0;
+}
+
+static int walk(ConcurrentDictObject *self, int with_values,
+                int (*each)(void *arg, uint64_t hash, PyObject *key, PyObject *value), void *arg) {
+    return walk_from(self, 0, with_values, each, arg);
 }
 
 /* ---- whole-dict operations ------------------------------------------------------------ */
@@ -761,6 +813,7 @@ static PyObject *ConcurrentDict_clear_method(PyObject *op, PyObject *Py_UNUSED(i
     int result = walk(c.self, 0, each_remove, &c);
     Py_DECREF(c.kept);
     if (result < 0) return NULL;
+    reclaim(c.self);
     Py_RETURN_NONE;
 }
 
@@ -916,6 +969,7 @@ static PyObject *ConcurrentDict_get_scaling(PyObject *op, void *Py_UNUSED(closur
 typedef struct {
     ConcurrentDictObject *self;
     PyObject *pair;
+    uint64_t hash; /* of the entry removed */
 } popitem_state;
 
 static int each_popitem(void *arg, uint64_t hash, PyObject *key, PyObject *value) {
@@ -933,15 +987,21 @@ static int each_popitem(void *arg, uint64_t hash, PyObject *key, PyObject *value
         return -1;
     }
     if (removed == NULL) return 0; /* another thread removed it first: the next one */
+    p->hash = hash;
     p->pair = PyTuple_Pack(2, key, removed);
     Py_DECREF(removed); /* a failed pack drops the pair, as a failed return would */
     return p->pair == NULL ? -1 : 1;
 }
 
+/* Walks from where the last popitem() took its item, then from the start: emptying a
+ * dict with popitem() does not walk the emptied part of the table again each time. */
 static PyObject *ConcurrentDict_popitem(PyObject *op, PyObject *Py_UNUSED(ignored)) {
-    popitem_state p = {as_cd(op), NULL};
-    int result = walk(p.self, 0, each_popitem, &p);
+    popitem_state p = {as_cd(op), NULL, 0};
+    uint64_t hint = atomic_load_explicit(&p.self->pop_hint, memory_order_relaxed);
+    int result = walk_from(p.self, hint, 0, each_popitem, &p);
+    if (result == 0 && hint != 0) result = walk_from(p.self, 0, 0, each_popitem, &p);
     if (result < 0) return NULL;
+    if (result > 0) atomic_store_explicit(&p.self->pop_hint, ftu_map_mix(p.hash), memory_order_relaxed);
     if (result == 0) {
         PyErr_SetString(PyExc_KeyError, "popitem(): dictionary is empty");
         return NULL;
@@ -1205,6 +1265,7 @@ PyTypeObject ConcurrentDict_Type = {
     .tp_methods = ConcurrentDict_methods,
     .tp_getset = ConcurrentDict_getset,
     .tp_new = ConcurrentDict_new,
+    .tp_init = ConcurrentDict_init,
 };
 
 int concurrent_dict_module_init(PyObject *module) {

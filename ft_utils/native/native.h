@@ -41,6 +41,7 @@ typedef struct {
     struct ftu_map *map;
     Py_ssize_t scaling; /* as given: the table's sizing hint for threads writing at once */
     PyObject *weakreflist;
+    _Atomic uint64_t pop_hint; /* where the last popitem() found its item (a scan cursor) */
 } ConcurrentDictObject;
 
 /* The same for the lock of LocalWrapper's table of types (local_wrapper.c). */
