@@ -26,44 +26,118 @@ def document(cls):
 
 
 # ---- freeing core objects ---------------------------------------------------------------
-# ffi.gc frees a core object (a queue, a gatherer) when cffi's handle for it is finalized.
-# The cyclic garbage collector finalizes every object of a dead cycle before it clears any,
-# in no set order: in a cycle through a queue, a value's __del__ that pushes to or pops
-# from that queue could run after the queue's memory was freed (a use after free, seen as
-# a hang). So a core object whose handle dies during a collection is freed when that
-# collection is over (gc.callbacks); one that dies by reference counting, at once. PyPy
-# has no gc.callbacks, and finalizes an object before those it refers to: at once there.
+# owned() ties a core object (a queue, a gatherer, a map) to a cffi handle, ffi.gc(pointer,
+# free): the Python object keeps the handle and passes it to the core, and free runs when
+# the handle goes. Whatever can use the core object holds the handle, so the memory must
+# go when the handle is really gone, and not before.
+#
+# CPython finalizes a handle (its tp_finalize runs free) as soon as the cyclic collector
+# finds it in a dead cycle: before the other finalizers of that collection have run, and
+# before it knows whether one of them resurrects the cycle. Freeing there was a use after
+# free twice over: a value's __del__ that used the queue of its own cycle ran on freed
+# memory (a hang), and an object saved by a __del__ (a ConcurrentDict resurrected by its
+# own value) went on with freed memory (a crash). Deferring the free to the end of the
+# collection cured the first only: by then the handle is finalized and nothing tells
+# whether it was resurrected (weak references to it are cleared before any finalizer
+# runs, resurrected or not).
+#
+# So the collector never finalizes a handle: while a collection runs, every handle it
+# examines is held from here (_pins), which makes it reachable for the collector. An
+# object of a dead cycle still lets go of its handle in the clearing that ends the
+# collection; the pins go when it is over (gc.callbacks "stop"), and a handle that nobody
+# else holds then goes at once and frees. A resurrected object keeps its handle, still
+# armed. A handle that goes by reference counting frees at once, in a collection or not:
+# nothing can use it any more.
+#
+# Which handles: those of the generations the collection examines. _generations mirrors
+# where the collector keeps each handle (CPython up to 3.13 with the GIL: a new object is
+# in generation 0; a collection of generation g examines 0..g and moves what survives to
+# g + 1, or keeps it in 2; an object made while a collection runs stays in 0). The mirror
+# may only lag behind (a handle pinned for nothing), never run ahead: a handle made during
+# a collection waits in _born and enters generation 0 when it is over. Elsewhere every
+# collection pins every handle. A pinned handle costs a list slot per collection.
+#
+# free is the C function itself: no Python code runs when a handle goes, so a signal
+# handler that raises (KeyboardInterrupt) cannot skip a free. The gc callback is Python
+# code that a signal handler can interrupt at any step (the collector then reports the
+# exception and goes on): it is registered twice, and each copy does only what the other
+# has not done, so one interruption leaves nothing unpinned and nothing unmoved. Each step
+# is one C-level call, none loses an entry if it is the last one done: an interrupted
+# "stop" keeps dead handles until the next one, an interrupted move leaves a handle in a
+# younger generation. A handle made while a collection runs (by a finalizer, by another
+# thread) pins itself.
+#
+# PyPy has no gc.callbacks, and finalizes an object before those it refers to, once any
+# resurrection is settled: ffi.gc's free runs when the handle is really gone there.
 
 import gc as _gc
-
-_collecting = False
-_pending = []  # (free, pointer) to free when the collection in progress ends
-
-
-def _on_collection(phase, info):
-    global _collecting
-    _collecting = phase == "start"
-    while not _collecting and _pending:
-        free, pointer = _pending.pop()
-        free(pointer)
+import sys as _sys
+import weakref as _weakref
+from itertools import chain as _chain, filterfalse as _filterfalse
 
 
-def _freer(free):
-    def release(pointer):
-        if _collecting:
-            _pending.append((free, pointer))
-        else:
-            free(pointer)
+def _generational():
+    """Whether the collector keeps the generations the mirror assumes."""
+    if _sys.implementation.name != "cpython" or _sys.version_info >= (3, 14):
+        return False
+    if _sys.version_info >= (3, 13):
+        import sysconfig
 
-    return release
+        return not sysconfig.get_config_var("Py_GIL_DISABLED")
+    return True
 
 
 if hasattr(_gc, "callbacks"):
+    _GENERATIONAL = _generational()
+    # Weak references to the handles, by the generation the collector is known to have
+    # moved each to at least. A reference whose handle went is dropped when its
+    # generation is next collected (or at once if it is still in generation 0).
+    _generations = (set(), set(), set())
+    _born = []  # weak references to the handles made during the current collection
+    _pins = []  # during a collection: the handles it examines, and those made meanwhile
+    _collecting = False  # from a collection's "start" until its "stop" is done
+    _pinned = False  # _pins holds this collection's handles
+    _deref = _weakref.ref.__call__
+
+    def _on_collection(phase, info):
+        global _collecting, _pinned
+        g = info["generation"] if _GENERATIONAL else 2
+        if phase == "start":
+            _collecting = True  # before the snapshot: a handle made from now on pins itself
+            if not _pinned:
+                _pins.extend(map(_deref, list(_chain(*_generations[:g + 1], _born))))
+                _pinned = True
+            return
+        if _collecting:  # (not yet done by the other copy)
+            older = _generations[min(g + 1, 2)]
+            for younger in _generations[:g + 1]:
+                moved = list(younger)
+                if younger is older:  # a full collection: drop the references that died
+                    older.difference_update(list(_filterfalse(_deref, moved)))
+                else:
+                    older.update(filter(_deref, moved))
+                    younger.difference_update(moved)
+            born = _born[:]
+            _generations[0].update(filter(_deref, born))
+            del _born[:len(born)]  # (another thread may append meanwhile)
+            _collecting = _pinned = False
+        _pins.clear()  # the handles that nobody else holds go, and free their objects
+
     _gc.callbacks.append(_on_collection)
+    _gc.callbacks.append(_on_collection)  # the spare (see above)
 
     def owned(pointer, free):
         """pointer, freed by free(pointer) once nothing can use it any more."""
-        return ffi.gc(pointer, _freer(free))
+        handle = ffi.gc(pointer, free)
+        young = _generations[0]
+        ref = _weakref.ref(handle, young.discard)
+        hash(ref)  # now: a weak reference can only be hashed while its object lives
+        if _collecting:
+            _born.append(ref)
+            _pins.append(handle)
+        else:
+            young.add(ref)
+        return handle
 else:
     def owned(pointer, free):
         """pointer, freed by free(pointer) once nothing can use it any more."""
