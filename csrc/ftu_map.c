@@ -27,7 +27,7 @@
  * on the table's size: a cursor is a mixed hash, so growth and shrinking between two
  * calls neither repeat nor skip an entry that stays in the map.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, getpid: the seed of the mix */
+#define _GNU_SOURCE /* clock_gettime (CLOCK_MONOTONIC_COARSE), getpid */
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +44,7 @@
 #define RECLAIM_BATCH 16 /* limbo items a stripe gathers before it scans (a scan reads every thread's
                           * record, and may move the global epoch every reader then re-reads) */
 #define MAX_BITS 58
+#define QUIET_NS 5000000 /* 5 ms: no other thread seen reading for that long: scan at every write */
 
 #ifdef FTU_TEST_HOOKS
 /* C tests only: called by a lookup between loading a node and reading it, to hold the
@@ -122,6 +123,17 @@ static void limbo_add(ftu_map_stripe *s, uint64_t item, int kind, uint64_t stamp
 
 /* Frees what is safe to free and hands the safe words to `out` (as many as it holds).
  * Under the lock; the calling thread holds no pointer into the map. */
+/* A clock that costs a few nanoseconds (a tick of a millisecond or a few is enough). */
+static uint64_t coarse_ns(void) {
+    struct timespec now;
+#ifdef CLOCK_MONOTONIC_COARSE
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+#else
+    clock_gettime(CLOCK_MONOTONIC, &now);
+#endif
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
 static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
     if (s->limbo_len == 0) return;
     ftu_epoch_view view = {0, 0};
@@ -131,7 +143,7 @@ static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
         view.others_pinned = 0;
 #endif
     }
-    if (!force) s->others_idle = !view.others_pinned;
+    if (!force && view.others_pinned) s->pinned_seen_at = coarse_ns();
     int64_t kept = 0;
     for (int64_t i = 0; i < s->limbo_len; i++) {
         ftu_map_limbo_item it = s->limbo[i];
@@ -154,13 +166,16 @@ static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
 
 /* After a write: reclaims when the stripe has gathered a few items (a scan reads every
  * thread's record), at once when no other thread can be reading, and also at once while
- * the other threads are idle: when the stripe's last scan found none of them pinned, the
- * next one likely finds the same, at little cost (an idle thread's record is not being
- * written, so reading it takes no line from another CPU). So a value replaced or removed
- * goes at once, as in a dict, while the other threads do not read; under concurrent
- * reads, a few writes later. Under the lock. */
+ * the other threads are quiet: when no scan of the stripe found another thread pinned
+ * for a while (QUIET_NS), the next one likely finds none either, at little cost (the
+ * record of a thread that does not read is not being written, so reading it takes no
+ * line from another CPU). So a value replaced or removed goes at once, as in a dict,
+ * while the other threads do not read the map; under concurrent reads, a few writes
+ * later (a busy reader is seen pinned often enough to keep its stripe in batches, and a
+ * scan at every write would take its record's line at every write). Under the lock. */
 static void maybe_reclaim(ftu_map_stripe *s, ftu_map_release *out) {
-    if (s->limbo_len >= RECLAIM_BATCH || (s->limbo_len > 0 && (s->others_idle || ftu_epoch_alone())))
+    if (s->limbo_len >= RECLAIM_BATCH ||
+        (s->limbo_len > 0 && (ftu_epoch_alone() || coarse_ns() - s->pinned_seen_at > QUIET_NS)))
         limbo_reclaim(s, out, 0);
 }
 
@@ -209,7 +224,6 @@ ftu_map *ftu_map_new(int64_t size_hint, int64_t concurrency, int flags) {
         return NULL;
     }
     memset(m->stripes, 0, sizeof(ftu_map_stripe) << sbits);
-    for (uint64_t i = 0; i < nstripes(m); i++) m->stripes[i].others_idle = 1;
     atomic_init(&m->table, t);
     ftu_fork_track(&m->fork, &map_fork_ops);
     return m;

@@ -50,7 +50,7 @@ typedef struct ftu_map_stripe {
     _Atomic int64_t count;
     ftu_map_limbo_item *limbo; /* under the lock */
     int64_t limbo_len, limbo_cap;
-    int others_idle; /* the stripe's last scan found no other thread pinned (under the lock) */
+    uint64_t pinned_seen_at; /* coarse clock (ns) of the last scan that found another thread pinned */
 } ftu_map_stripe;
 
 struct ftu_map {
