@@ -490,6 +490,19 @@ static int set_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash, P
     }
 }
 
+/* What the status of a remove means for remove_item: 1 removed, 0 not (another value),
+ * -1 out of memory (with the exception), RETRY (the entry changed: look again). */
+#define RETRY 2
+static int removal(int status) {
+    if (status == FTU_OK) return 1;
+    if (status == FTU_MISMATCH) return 0;
+    if (status == FTU_NO_MEMORY) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return RETRY;
+}
+
 /* Removes key if present (and, with check, only if its value is `expected`). With
  * `value_out`, stores a new reference to the value removed there. 1 removed, 0 absent
  * (or another value, with check), -1 with an exception. */
@@ -513,13 +526,8 @@ static int remove_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash
             if (status == FTU_OK && value_out != NULL) *value_out = Py_NewRef(obj(previous));
             ftu_epoch_leave(rec);
             release(&out);
-            if (status == FTU_OK) return 1;
-            if (status == FTU_MISMATCH) return 0;
-            if (status == FTU_NO_MEMORY) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            /* FTU_RETRY: the entry went since the walk: look again below */
+            int result = removal(status);
+            if (result != RETRY) return result; /* else the entry went since the walk: look again below */
         } else {
             ftu_epoch_leave(rec);
         }
@@ -542,12 +550,8 @@ static int remove_item(ConcurrentDictObject *self, PyObject *key, Py_hash_t hash
         }
         found_clear(&e);
         release(&out);
-        if (status == FTU_OK) return 1;
-        if (status == FTU_MISMATCH) return 0;
-        if (status == FTU_NO_MEMORY) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        int result = removal(status);
+        if (result != RETRY) return result;
     }
 }
 
@@ -625,12 +629,8 @@ static int replace_if(ConcurrentDictObject *self, PyObject *key, PyObject *expec
         if (status != FTU_OK) Py_DECREF(value);
         found_clear(&e);
         release(&out);
-        if (status == FTU_OK) return 1;
-        if (status == FTU_MISMATCH) return 0;
-        if (status == FTU_NO_MEMORY) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        int result = removal(status);
+        if (result != RETRY) return result;
     }
 }
 
