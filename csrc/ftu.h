@@ -301,6 +301,9 @@ int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint
  * (entries of this hash with other key words: compare, then ftu_map_replace or
  * ftu_map_insert) or FTU_NO_MEMORY; nothing changed unless FTU_OK. */
 int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *added, ftu_map_release *out);
+/* Adds (hash, key, value) if no entry has this hash: FTU_OK, FTU_RETRY (nothing changed:
+ * entries of this hash exist, perhaps one of key word `key`) or FTU_NO_MEMORY. */
+int ftu_map_add(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, ftu_map_release *out);
 /* Stores value in the entry of key word `key` (if check, only if it holds `expected`):
  * FTU_OK (*previous: the value replaced, now waiting for release), FTU_MISMATCH
  * (*previous: the value it holds), FTU_RETRY (no entry has that key word) or

@@ -8,8 +8,8 @@
  * a fixed, contiguous run of chains whatever the table's size, and writers of different
  * stripes never touch the same chain. A stripe also keeps its count of entries, its
  * version (bumped by every insert and remove, so that an insert-if-absent can tell that
- * nothing was added since its caller looked) and its limbo: what it unlinked and may not
- * free yet.
+ * nothing was added since its caller looked), its limbo: what it unlinked and may not
+ * free yet, and a few spare nodes, reclaimed, for its next inserts.
  *
  * Readers lock nothing: they pin an epoch (ftu_epoch.h), load the table and walk the
  * chain. Writers change a chain with release stores, so a reader sees a node whole; a
@@ -45,6 +45,14 @@
                           * record, and may move the global epoch every reader then re-reads) */
 #define MAX_BITS 58
 #define QUIET_NS 5000000 /* 5 ms: no other thread seen reading for that long: scan at every write */
+/* Reclaimed nodes a stripe keeps for its next inserts (a remove then an insert, the churn
+ * of a cache, costs no free() and malloc()). None when the tests free early on purpose
+ * (FTU_TEST_NO_RECLAIM): ASan must see those frees. */
+#ifdef FTU_TEST_NO_RECLAIM
+#define SPARE_MAX 0
+#else
+#define SPARE_MAX 8
+#endif
 
 #ifdef FTU_TEST_HOOKS
 /* C tests only: called by a lookup between loading a node and reading it, to hold the
@@ -121,6 +129,35 @@ static void limbo_add(ftu_map_stripe *s, uint64_t item, int kind, uint64_t stamp
     s->limbo[s->limbo_len++] = (ftu_map_limbo_item){item, stamp, kind};
 }
 
+/* A node no reader can reach any more: kept as a spare, or freed. Under the lock. */
+static void spare_or_free(ftu_map_stripe *s, ftu_map_node *n) {
+    if (s->spare_count >= SPARE_MAX) {
+        free(n);
+        return;
+    }
+    atomic_store_explicit(&n->next, s->spare, memory_order_relaxed);
+    s->spare = n;
+    s->spare_count++;
+}
+
+/* A node for an insert: a spare, else a new one (NULL if out of memory). Under the lock. */
+static ftu_map_node *node_new(ftu_map_stripe *s) {
+    ftu_map_node *n = s->spare;
+    if (n == NULL) return ftu_malloc(sizeof *n);
+    s->spare = atomic_load_explicit(&n->next, memory_order_relaxed);
+    s->spare_count--;
+    return n;
+}
+
+static void spares_free(ftu_map_stripe *s) {
+    while (s->spare != NULL) {
+        ftu_map_node *n = s->spare;
+        s->spare = atomic_load_explicit(&n->next, memory_order_relaxed);
+        free(n);
+    }
+    s->spare_count = 0;
+}
+
 /* Frees what is safe to free and hands the safe words to `out` (as many as it holds).
  * Under the lock; the calling thread holds no pointer into the map. */
 /* A clock that costs a few nanoseconds (a tick of a millisecond or a few is enough). */
@@ -155,7 +192,7 @@ static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
                 out->words[out->count++] = it.item;
             }
         } else if (safe && it.kind == FTU_LIMBO_NODE) {
-            free((void *)(uintptr_t)it.item);
+            spare_or_free(s, (ftu_map_node *)(uintptr_t)it.item);
         } else if (safe) {
             table_free((ftu_map_table *)(uintptr_t)it.item);
         }
@@ -172,10 +209,13 @@ static void limbo_reclaim(ftu_map_stripe *s, ftu_map_release *out, int force) {
  * line from another CPU). So a value replaced or removed goes at once, as in a dict,
  * while the other threads do not read the map; under concurrent reads, a few writes
  * later (a busy reader is seen pinned often enough to keep its stripe in batches, and a
- * scan at every write would take its record's line at every write). Under the lock. */
-static void maybe_reclaim(ftu_map_stripe *s, ftu_map_release *out) {
+ * scan at every write would take its record's line at every write). With
+ * FTU_MAP_RELEASE_AT_ONCE the limbo holds no words, only memory (nodes, tables): it is
+ * reclaimed in batches whatever the other threads do. Under the lock. */
+static void maybe_reclaim(const ftu_map *m, ftu_map_stripe *s, ftu_map_release *out) {
     if (s->limbo_len >= RECLAIM_BATCH ||
-        (s->limbo_len > 0 && (ftu_epoch_alone() || coarse_ns() - s->pinned_seen_at > QUIET_NS)))
+        (s->limbo_len > 0 && !(m->flags & FTU_MAP_RELEASE_AT_ONCE) &&
+         (ftu_epoch_alone() || coarse_ns() - s->pinned_seen_at > QUIET_NS)))
         limbo_reclaim(s, out, 0);
 }
 
@@ -234,6 +274,7 @@ void ftu_map_free(ftu_map *m) {
     ftu_fork_forget(&m->fork);
     for (uint64_t i = 0; i < nstripes(m); i++) {
         limbo_reclaim(&m->stripes[i], NULL, 1); /* frees nodes and tables; words are forgotten */
+        spares_free(&m->stripes[i]);
         free(m->stripes[i].limbo);
     }
     table_free(ftu_map_load_table(m));
@@ -437,18 +478,20 @@ int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint
     release_init(out);
     uint64_t mixed = ftu_map_mix(hash);
     ftu_map_stripe *s = stripe_of(m, mixed);
-    ftu_map_node *node = ftu_malloc(sizeof *node);
-    if (node == NULL) return FTU_NO_MEMORY;
+    ftu_spinlock_lock(&s->lock);
+    if (atomic_load_explicit(&s->version, memory_order_relaxed) != version) {
+        maybe_reclaim(m, s, out);
+        ftu_spinlock_unlock(&s->lock);
+        return FTU_RETRY;
+    }
+    ftu_map_node *node = node_new(s);
+    if (node == NULL) {
+        ftu_spinlock_unlock(&s->lock);
+        return FTU_NO_MEMORY;
+    }
     node->mixed = mixed;
     atomic_init(&node->key, key);
     atomic_init(&node->value, value);
-    ftu_spinlock_lock(&s->lock);
-    if (atomic_load_explicit(&s->version, memory_order_relaxed) != version) {
-        maybe_reclaim(s, out);
-        ftu_spinlock_unlock(&s->lock);
-        free(node);
-        return FTU_RETRY;
-    }
     ftu_map_table *t = ftu_map_load_table(m);
     _Atomic(ftu_map_node *) *chain = ftu_map_chain_of(t, mixed);
     atomic_init(&node->next, atomic_load_explicit(chain, memory_order_relaxed));
@@ -456,7 +499,7 @@ int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint
     atomic_store_explicit(&s->version, version + 1, memory_order_release);
     int64_t count = atomic_load_explicit(&s->count, memory_order_relaxed) + 1;
     atomic_store_explicit(&s->count, count, memory_order_relaxed);
-    maybe_reclaim(s, out);
+    maybe_reclaim(m, s, out);
     uint64_t size = t->size; /* t may be freed once the lock is let go */
     int grow = (uint64_t)count > (size >> m->sbits) && t->bits < MAX_BITS; /* a stripe past its share */
     ftu_spinlock_unlock(&s->lock);
@@ -464,7 +507,9 @@ int ftu_map_insert(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, uint
     return FTU_OK;
 }
 
-int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *added, ftu_map_release *out) {
+/* ftu_map_put, or with may_replace 0 ftu_map_add (an entry of key word `key` is FTU_RETRY). */
+static int put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int may_replace, int *added,
+               ftu_map_release *out) {
     release_init(out);
     *added = 0;
     uint64_t mixed = ftu_map_mix(hash);
@@ -483,7 +528,9 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
         if (atomic_load_explicit(&n->key, memory_order_relaxed) == key) same = n;
         else others = 1;
     }
-    if (same != NULL) { /* the very key: replace its value */
+    if (same != NULL && !may_replace) {
+        status = FTU_RETRY;
+    } else if (same != NULL) { /* the very key: replace its value */
         if (!limbo_reserve(s, 1)) {
             status = FTU_NO_MEMORY;
         } else {
@@ -496,7 +543,7 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
     } else {
         /* No key of this hash: add it. The node is allocated under the lock: a malloc
          * costs less than letting go of the lock and taking it again to look once more. */
-        ftu_map_node *node = ftu_malloc(sizeof *node);
+        ftu_map_node *node = node_new(s);
         if (node == NULL) {
             status = FTU_NO_MEMORY;
         } else {
@@ -514,10 +561,19 @@ int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *ad
             *added = 1;
         }
     }
-    maybe_reclaim(s, out);
+    maybe_reclaim(m, s, out);
     ftu_spinlock_unlock(&s->lock);
     if (grow && (uint64_t)total_count(m) > size / 2) resize(m, 1);
     return status;
+}
+
+int ftu_map_put(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int *added, ftu_map_release *out) {
+    return put(m, hash, key, value, 1, added, out);
+}
+
+int ftu_map_add(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, ftu_map_release *out) {
+    int added;
+    return put(m, hash, key, value, 0, &added, out);
 }
 
 /* The entry a replace or a remove changes, under the stripe's lock: FTU_OK with its link
@@ -548,7 +604,7 @@ int ftu_map_replace(ftu_map *m, uint64_t hash, uint64_t key, uint64_t value, int
         atomic_store_explicit(&n->value, value, memory_order_release);
         drop_word(m, s, *previous, ftu_epoch_stamp(), out);
     }
-    maybe_reclaim(s, out);
+    maybe_reclaim(m, s, out);
     ftu_spinlock_unlock(&s->lock);
     return status;
 }
@@ -577,7 +633,7 @@ int ftu_map_remove(ftu_map *m, uint64_t hash, uint64_t key, int check, uint64_t 
         drop_word(m, s, *previous, stamp, out);
         shrink = t->bits > m->min_bits && (uint64_t)count < (t->size >> m->sbits) / 8;
     }
-    maybe_reclaim(s, out);
+    maybe_reclaim(m, s, out);
     ftu_spinlock_unlock(&s->lock);
     if (shrink && (uint64_t)total_count(m) < size / 8) resize(m, 0);
     return status;

@@ -51,6 +51,8 @@ typedef struct ftu_map_stripe {
     ftu_map_limbo_item *limbo; /* under the lock */
     int64_t limbo_len, limbo_cap;
     uint64_t pinned_seen_at; /* coarse clock (ns) of the last scan that found another thread pinned */
+    ftu_map_node *spare;     /* reclaimed nodes kept for the next inserts (linked by next), under the lock */
+    int64_t spare_count;
 } ftu_map_stripe;
 
 struct ftu_map {

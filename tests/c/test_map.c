@@ -133,6 +133,9 @@ static void test_single_thread_model(void) {
             int by_put = (int)(rng_next(&state) & 1), others = 0, added = -1;
             for (int64_t other = key / 4 * 4; other < key / 4 * 4 + 4 && other < M_KEYS; other++)
                 others += other != key && model_key_word[other] != 0;
+            if (found && (rng_next(&state) % 4) == 0) { /* add refuses a key that is there */
+                CHECK(ftu_map_add(m, hash_of(key), kw, v, &out) == FTU_RETRY && out.count == 0, "add of a present key");
+            }
             if (found && by_put) {
                 CHECK(ftu_map_put(m, hash_of(key), kw, v, &added, &out) == FTU_OK && added == 0, "put (replace)");
                 prompt &= out.count == 1 && out.words[0] == model_value[key];
@@ -143,7 +146,15 @@ static void test_single_thread_model(void) {
             } else {
                 uint64_t k = next_word++;
                 word_key[k] = key;
-                int status = by_put ? ftu_map_put(m, hash_of(key), k, v, &added, &out) : FTU_RETRY;
+                int by_add = !by_put && (rng_next(&state) & 1);
+                int status = by_put ? ftu_map_put(m, hash_of(key), k, v, &added, &out)
+                             : by_add ? ftu_map_add(m, hash_of(key), k, v, &out)
+                                      : FTU_RETRY;
+                if (by_add) {
+                    CHECK(others ? status == FTU_RETRY && out.count == 0 : status == FTU_OK,
+                          "add of a new key with %d others of its hash: %d", others, status);
+                    take_release(&out);
+                }
                 if (by_put) {
                     CHECK(others ? status == FTU_RETRY && added == 0 && out.count == 0 : status == FTU_OK && added == 1,
                           "put of a new key with %d others of its hash: %d, added %d", others, status, added);
