@@ -75,12 +75,16 @@ int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value)
 int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected);
 int64_t ftu_cffi_map_cursor_of(int64_t hash);
 int ftu_cffi_map_status(void);
-int ftu_cffi_map_accepted(ftu_map *m, int64_t value);
 int ftu_cffi_map_let_go(ftu_map *m, int64_t value);
+int ftu_cffi_map_holds(ftu_map *m, int64_t hash, int64_t value);
+int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key);
 """
 
 BINDING_SOURCE = r"""
 #include "ftu.h"
+#include "ftu_memory.h" /* ftu_malloc: allocations the tests can make fail */
+
+#include <stdlib.h>
 
 /* compare_exchange that answers whether it swapped (1 or 0: cached small ints), so that
  * nothing is allocated once the cell has changed. */
@@ -161,7 +165,7 @@ int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return accepted_b
 
 /* ConcurrentDict. Entries of the core map (created with FTU_MAP_RELEASE_AT_ONCE): the key
  * word is a ticket that stands for the entry's key for its whole life (never stored
- * anywhere else), the value word a ticket under which the Python dict of the
+ * anywhere else; for an exact int key, the int's own word), the value word a ticket under which the Python dict of the
  * ConcurrentDict holds the pair (key, value). A write names the value ticket it expects
  * to replace or remove; the thread whose write let a ticket go takes that ticket's pair
  * out of the Python dict right after the call, or, if an exception struck in between, in
@@ -189,10 +193,42 @@ static void record_let_go(const ftu_map *m, int64_t ticket) {
     let_go[i].ticket = ticket;
 }
 
+/* 1 if one of this thread's last writes to m let `value` go. */
 int ftu_cffi_map_let_go(ftu_map *m, int64_t value) {
     for (int i = 0; i < LET_GO_RING; i++)
         if (let_go[i].map == m && let_go[i].ticket == value) return 1;
     return 0;
+}
+
+/* 1 if an entry of this hash holds value ticket `value` now, 0 if none does, -1 if out of
+ * memory (the caller cannot tell). Exact, unlike a record of what was accepted: a write
+ * whose exception handler asks has returned, so the ticket can no longer come in later. */
+int ftu_cffi_map_holds(ftu_map *m, int64_t hash, int64_t value) {
+    uint64_t keys[16], values[16];
+    int64_t n = ftu_map_lookup(m, (uint64_t)hash, keys, values, 16, NULL);
+    uint64_t *kp = keys, *vp = values;
+    while (n > 16 && kp == keys) { /* many keys share this hash: room for all of them */
+        int64_t cap = n * 2;
+        kp = ftu_malloc((size_t)cap * sizeof *kp);
+        vp = kp == NULL ? NULL : ftu_malloc((size_t)cap * sizeof *vp);
+        if (vp == NULL) {
+            free(kp);
+            return -1;
+        }
+        n = ftu_map_lookup(m, (uint64_t)hash, kp, vp, cap, NULL);
+        if (n > cap) {
+            free(kp);
+            free(vp);
+            kp = keys;
+        }
+    }
+    int holds = n < 0 ? -1 : 0;
+    for (int64_t i = 0; i < n && holds == 0; i++) holds = vp[i] == (uint64_t)value;
+    if (kp != keys) {
+        free(kp);
+        free(vp);
+    }
+    return holds;
 }
 
 /* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
@@ -201,6 +237,18 @@ int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash) {
     uint64_t key, value;
     int64_t n = ftu_map_lookup(m, (uint64_t)hash, &key, &value, 1, NULL);
     return n == 1 ? (int64_t)value : n == 0 ? 0 : -1;
+}
+
+/* The value ticket of the entry whose key word is `key` (> 0), for a key the core can
+ * compare itself (an exact int: see concurrent_dict.py, _int_word); 0 if no entry has
+ * this hash; -1 if entries of this hash hold other keys only (one of them may be equal to
+ * the key under another type, 1.0 for 1: the caller compares them), or out of memory. */
+int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key) {
+    uint64_t keys[4], values[4];
+    int64_t n = ftu_map_lookup(m, (uint64_t)hash, keys, values, 4, NULL);
+    for (int64_t i = 0; i < n && i < 4; i++)
+        if (keys[i] == (uint64_t)key) return (int64_t)values[i];
+    return n == 0 ? 0 : -1;
 }
 
 int64_t ftu_cffi_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found) {
@@ -226,7 +274,6 @@ int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan) {
 /* 1 if the write went in, else 0 and ftu_cffi_map_status() says why. */
 int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version) {
     map_status = ftu_map_insert(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, (uint64_t)version, NULL);
-    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
     return map_status == FTU_OK;
 }
 
@@ -234,10 +281,7 @@ int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected
     uint64_t previous;
     map_status = ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, 1, (uint64_t)expected,
                                  &previous, NULL);
-    if (map_status == FTU_OK) {
-        accepted(m, (uint64_t)value);
-        record_let_go(m, expected);
-    }
+    if (map_status == FTU_OK) record_let_go(m, expected);
     return map_status == FTU_OK;
 }
 
@@ -249,17 +293,18 @@ int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected)
 }
 
 /* The fast paths of d[k] = v and del d[k], for a key found as the one entry of its hash
- * (ftu_cffi_map_get1) and compared equal by the caller: no key ticket and no version to
- * carry back to Python. add: adds (hash, key, value) if no entry has this hash (key is a
- * new ticket). swap and drop replace or remove the entry that holds value ticket
- * `expected` (value tickets are unique: it is the entry the caller compared). Each: 1 if
- * the write went in, else 0 and ftu_cffi_map_status() says why (FTU_RETRY: the table
- * changed meanwhile, take the general path). Tickets start at 1: no key ticket is
+ * (ftu_cffi_map_get1) and compared equal by the caller, or found by its key word
+ * (ftu_cffi_map_get_word): no key ticket and no version to carry back to Python. add:
+ * adds (hash, key, value) if no entry has this hash (key is a new ticket or the key's own
+ * word). swap and drop replace or remove the entry that holds value ticket `expected`
+ * (value tickets are unique: it is the entry the caller compared). Each: 1 if the write
+ * went in, else 0 and ftu_cffi_map_status() says why (FTU_RETRY: the table changed
+ * meanwhile, take the general path). Each returns a cached small int: once the write is
+ * in, nothing is left to allocate (every ticket's int was made before the call), so no
+ * MemoryError can follow a write that went in. Tickets start at 1: no key ticket is
  * FTU_MAP_ANY_KEY. */
 int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value) {
-    int added;
-    map_status = ftu_map_put(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, &added, NULL);
-    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
+    map_status = ftu_map_add(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, NULL);
     return map_status == FTU_OK;
 }
 
@@ -274,10 +319,6 @@ int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected) {
 int64_t ftu_cffi_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }
 
 int ftu_cffi_map_status(void) { return map_status; }
-
-int ftu_cffi_map_accepted(ftu_map *m, int64_t value) {
-    return accepted_by == m && accepted_ticket == (uint64_t)value;
-}
 """
 
 ffibuilder = cffi.FFI()

@@ -2,8 +2,8 @@
 
 cffi cannot keep a reference to a Python object in C memory, so the core's table holds
 tickets (see cffi_build.py, "ConcurrentDict"): an entry's key word is a ticket that names
-the entry for its whole life, its value word a ticket under which this object's Python
-dict `_ftu_objects` holds the pair (key, value). The table never compares keys: a lookup
+the entry for its whole life (an exact int's own value, see _INT_WORDS), its value word a
+ticket under which this object's Python dict `_ftu_objects` holds the pair (key, value). The table never compares keys: a lookup
 hands back the entries with the key's hash and this module decides, as dict does, which
 stored key is the one asked for (the same object, or ==), with no lock held, so a key's
 __eq__ or a value's __del__ may use this dict or any other freely. A write then names the
@@ -62,8 +62,9 @@ _swap = lib.ftu_cffi_map_swap
 _drop = lib.ftu_cffi_map_drop
 _status = lib.ftu_cffi_map_status
 _cursor_of = lib.ftu_cffi_map_cursor_of
-_accepted = lib.ftu_cffi_map_accepted
+_holds = lib.ftu_cffi_map_holds
 _let_go = lib.ftu_cffi_map_let_go
+_get_word = lib.ftu_cffi_map_get_word
 _OK = lib.FTU_OK
 _NO_MEMORY = lib.FTU_NO_MEMORY
 _AT_ONCE = lib.FTU_MAP_RELEASE_AT_ONCE
@@ -74,6 +75,24 @@ _hash_and_pair, _pair = itemgetter(0, 3), itemgetter(3)
 # No closures, comprehensions over locals or generators in these methods: on CPython 3.11
 # a call that cannot allocate its cells (or a generator's frame) keeps its arguments,
 # `self` among them (a leak seen with every allocation failing in turn).
+
+
+# An exact int key k with -2**62 <= k < 2**62 has a key word of its own, which stands for
+# it in the core whatever path stored it: k + 2**62 for k >= 0, else k. Tickets count up
+# from 1 and never get near 2**62, and no key word is 0 (FTU_MAP_ANY_KEY). The core then
+# compares such keys itself (two exact ints are equal if and only if their words are), so
+# d[k] = v and del d[k] find the entry with no comparison in Python (ftu_cffi_map_get_word);
+# keys of other types, and an int stored while an equal key of another type (1.0, True)
+# holds its place, go through the comparisons.
+_INT_WORDS = 1 << 62
+
+
+def _key_word(key):
+    """The key word of a new entry for key: its own for an exact int in range, else a
+    new ticket."""
+    if type(key) is int and -_INT_WORDS <= key < _INT_WORDS:
+        return key + _INT_WORDS if key >= 0 else key
+    return next(TICKETS)
 
 
 def _check_scaling(scaling):
@@ -318,24 +337,26 @@ class ConcurrentDict:
                         objects.pop(vt, None)
                         return True
                 else:
-                    kt = next(TICKETS)
+                    kt = _key_word(key)
                     objects[new] = (key, value)
                     if _insert(m, h, kt, new, version):
                         return MISSING if only_if_absent else True
                 status = _status()
                 del objects[new]
             except BaseException:
-                self._settle(new, vt)
+                self._settle(h, new, vt)
                 raise
             if status == _NO_MEMORY:
                 raise _no_memory()
             # else the entry or its stripe changed since the lookup: look again
 
-    def _settle(self, new, vt):
+    def _settle(self, h, new, vt):
         """After an exception in a write (interrupted, or out of memory): new's pair stays
-        only if the core took new, and vt's pair leaves if this thread's write let vt go."""
+        only if the table holds new, and vt's pair leaves if this thread's write let vt go.
+        (Whether new went in is asked of the table, not of a record of this thread's
+        writes: a finalizer or a signal handler may have written since.)"""
         m, objects = self._ftu_map, self._ftu_objects
-        if new is not None and not _accepted(m, new):
+        if new is not None and _holds(m, h, new) == 0:
             objects.pop(new, None)
         if vt is not None and _let_go(m, vt):
             objects.pop(vt, None)
@@ -346,7 +367,7 @@ class ConcurrentDict:
             if _remove(self._ftu_map, h, kt, vt):
                 return self._ftu_objects.pop(vt)
         except BaseException:
-            self._settle(None, vt)
+            self._settle(h, None, vt)
             raise
         if _status() == _NO_MEMORY:
             raise _no_memory()
@@ -365,15 +386,19 @@ class ConcurrentDict:
                 return removed
 
     def __setitem__(self, key, value):
-        # The common cases first, in one call of the core each: a key of a hash no other
-        # key has, absent (add) or stored (swap). Anything else (keys sharing a hash, the
-        # table changing meanwhile) takes the general path, _store.
+        # The common cases first, in two calls of the core: the entry of the key found as
+        # the one of its hash (compared here) or by the key's word (an exact int: compared
+        # by the core), absent (add) or stored (swap). Anything else (keys sharing a
+        # hash, the table changing meanwhile) takes the general path, _store.
         h = hash(key)
         m = self._ftu_map
-        vt = _get1(m, h)
-        if vt >= 0:
-            objects = self._ftu_objects
-            pair = None
+        objects = self._ftu_objects
+        if type(key) is int and -_INT_WORDS <= key < _INT_WORDS:
+            word = key + _INT_WORDS if key >= 0 else key
+            vt = _get_word(m, h, word)
+        else:
+            word = 0
+            vt = _get1(m, h)
             if vt > 0:
                 pair = objects.get(vt)
                 if pair is None:
@@ -385,43 +410,52 @@ class ConcurrentDict:
                     else:
                         vt = -1  # another key of the same hash
                     del stored
-            if vt >= 0:
-                new = next(TICKETS)
-                try:
-                    objects[new] = (key, value)
-                    if vt == 0:
-                        if _add(m, h, next(TICKETS), new):
-                            return
-                    elif _swap(m, h, vt, new):
-                        objects.pop(vt, None)
+                del pair
+        if vt >= 0:
+            new = next(TICKETS)
+            try:
+                objects[new] = (key, value)
+                if vt == 0:
+                    if _add(m, h, word or next(TICKETS), new):
                         return
-                    status = _status()
-                    del objects[new]
-                except BaseException:
-                    self._settle(new, vt or None)
-                    raise
-                if status == _NO_MEMORY:
-                    raise _no_memory()
+                elif _swap(m, h, vt, new):
+                    objects.pop(vt, None)
+                    return
+                status = _status()
+                del objects[new]
+            except BaseException:
+                self._settle(h, new, vt or None)
+                raise
+            if status == _NO_MEMORY:
+                raise _no_memory()
         self._store(key, value, h)
 
     def __delitem__(self, key):
+        # The common case first: the key's entry found as the one of its hash (compared
+        # here) or by the key's word (an exact int), removed if it still holds what was
+        # found, in a second call of the core.
         h = hash(key)
         m = self._ftu_map
-        vt = _get1(m, h)
-        if vt > 0:  # the common case: the one key of its hash
-            objects = self._ftu_objects
-            pair = objects.get(vt)
-            if pair is not None and (pair[0] is key or pair[0] == key):
+        objects = self._ftu_objects
+        if type(key) is int and -_INT_WORDS <= key < _INT_WORDS:
+            vt = _get_word(m, h, key + _INT_WORDS if key >= 0 else key)
+        else:
+            vt = _get1(m, h)
+            if vt > 0:
+                pair = objects.get(vt)
+                if pair is None or not (pair[0] is key or pair[0] == key):
+                    vt = -1  # changed meanwhile, or another key of the same hash
                 del pair
-                try:
-                    if _drop(m, h, vt):
-                        objects.pop(vt)
-                        return
-                except BaseException:
-                    self._settle(None, vt)
-                    raise
-                if _status() == _NO_MEMORY:
-                    raise _no_memory()
+        if vt > 0:
+            try:
+                if _drop(m, h, vt):
+                    objects.pop(vt)
+                    return
+            except BaseException:
+                self._settle(h, None, vt)
+                raise
+            if _status() == _NO_MEMORY:
+                raise _no_memory()
         elif vt == 0:
             raise KeyError(key)
         if self._take(key, h) is None:
