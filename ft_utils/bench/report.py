@@ -33,7 +33,7 @@ def rows_of(rounds, workloads, threshold_ns=SLOW_PHASE_NS):
         rows.append({"suite": rounds.suite, "group": rounds.group, "threads": rounds.threads,
                      "variant": w.label, "name": w.name, "backend": w.backend, "kind": w.kind, "unit": w.unit,
                      "rate": {"median": median, "min": low, "max": high}, "rounds": len(rates),
-                     "slow_rounds": sum(slow), "ratios": ratios})
+                     "slow_rounds": sum(slow), "slow_per_round": slow, "ratios": ratios})
     return rows
 
 
@@ -139,11 +139,13 @@ def matplotlib_missing():
 
 def plot(path, rows, title):
     """One panel per (suite, group): each variant's ratio to its first baseline per thread
-    count (median, a bar from min to max, a dot per round), on a log scale with 1x marked."""
+    count (median, a bar from min to max, a dot per round and a cross per round taken in
+    a slow phase), on a log scale with 1x marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     panels = []
     for row in rows:
@@ -164,18 +166,24 @@ def plot(path, rows, title):
             errors = [[m - q["min"] for m, q in zip(medians, ratio)], [q["max"] - m for m, q in zip(medians, ratio)]]
             line = ax.errorbar(x, medians, yerr=errors, marker="o", capsize=3,
                                label=f"{variant} / {ratio[0]['baseline']}")
-            for xi, q in zip(x, ratio):
-                ax.plot([xi] * len(q["per_round"]), q["per_round"], ".", color=line[0].get_color(), alpha=0.4)
+            for xi, q, r in zip(x, ratio, points):
+                for value, slow in zip(q["per_round"], r["slow_per_round"]):
+                    ax.plot([xi + 0.025], [value], "x" if slow else ".", color=line[0].get_color(), alpha=0.6)
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_yscale("log")
-        ax.set_xticks(range(len(threads)), [str(t) for t in threads])
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(range(len(threads)))
+        ax.set_xticklabels([str(t) for t in threads])
         ax.set_xlabel("threads")
-        ax.set_ylabel("ratio to the baseline (per-round median, min-max)")
+        ax.set_ylabel("ratio to the baseline")
         ax.set_title(f"{suite}: {group}")
         ax.legend(fontsize="x-small")
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle(title, fontsize="small")
+    fig.suptitle(f"{title}\nmedian of the per-round ratios, bar: min-max over the rounds, "
+                 f"dots: the rounds (x: taken in a slow phase)", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
