@@ -20,7 +20,7 @@ import time
 import ft_utils
 from ft_utils import _backend
 from ft_utils.bench import atomics, dicts, queues, report
-from ft_utils.bench.harness import SLOW_PHASE_NS, run_rounds
+from ft_utils.bench.harness import SLOW_PHASE_NS, run_rounds, threads_text
 from ft_utils.bench.progress import Progress
 
 SUITES = {"atomics": atomics, "dicts": dicts, "queues": queues}
@@ -179,7 +179,7 @@ def main(argv=None):
             variants = [w for w in workloads if w.group == group]
             for threads in thread_counts:
                 def on_sample(rounds, index, w, round_done):
-                    progress.sample(rounds.threads, suite, f"{rounds.group}, {rounds.threads} threads, "
+                    progress.sample(rounds.threads, suite, f"{rounds.group}, {threads_text(rounds.threads)}, "
                                     f"round {index + 1}/{repeats}", w.label, round_done)
 
                 rounds = run_rounds(suite, group, variants, threads, ops, repeats, probe=probe,

@@ -175,3 +175,8 @@ def run_rounds(suite, group, variants, threads, ops, repeats, probe=None, on_sam
 def spread(values):
     """(median, min, max) of a non-empty list."""
     return statistics.median(values), min(values), max(values)
+
+
+def threads_text(threads):
+    """'1 thread', '2 threads'."""
+    return f"{threads} thread{'s' if threads > 1 else ''}"

@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 
-from ft_utils.bench.harness import SLOW_PHASE_NS, spread
+from ft_utils.bench.harness import SLOW_PHASE_NS, spread, threads_text
 
 SCHEMA = "ft_utils.bench/1"
 
@@ -72,7 +72,7 @@ def print_block(rounds, rows, threshold_ns, out):
     probes = " ".join(_probe_text(p, threshold_ns) for p in rounds.probes)
     phase = (f"round{'s' if len(slow) > 1 else ''} {', '.join(map(str, slow))} of {n} in a slow phase" if slow
              else f"no round in a slow phase")
-    print(f"  {rounds.group}, {rounds.threads} thread{'s' if rounds.threads > 1 else ''}: {n} rounds; "
+    print(f"  {rounds.group}, {threads_text(rounds.threads)}: {n} rounds; "
           f"cache-line probe {probes} ns (* above {threshold_ns} ns: {phase})", file=out)
     width = max(34, *(len(r["variant"]) for r in rows))
     for row in rows:
@@ -141,11 +141,15 @@ def plot(path, rows, title):
     """One panel per (suite, group): each variant's ratio to its first baseline per thread
     count (median, a bar from min to max, a dot per round and a cross per round taken in
     a slow phase), on a log scale with 1x marked."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    with warnings.catch_warnings():  # an older matplotlib with a newer pyparsing warns of its own use of it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     panels = []
     for row in rows:
