@@ -1,7 +1,7 @@
 """Progress of a benchmark run, on stderr: a bar redrawn in place on a terminal, plain
 lines (one per round) when stderr is not one (a CI log, a file), nothing when off."""
 
-import shutil
+import os
 import sys
 import time
 
@@ -34,7 +34,13 @@ class Progress:
     def _status(self, suite, where):
         left = self.left()
         eta = "time left: estimating" if left is None else f"{_clock(left)} left"
-        return f"{100 * self.done / self.total:3.0f}% {suite} | {where} | {eta}"
+        return f"{100 * self.done / self.total:3.0f}% {eta} | {suite} | {where}"
+
+    def _columns(self):
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):  # not a real terminal (a test's stream)
+            return 100
 
     def sample(self, weight, suite, where, variant, round_done):
         """One sample of ``weight`` is done: ``where`` says which group, thread count and
@@ -42,7 +48,7 @@ class Progress:
         (a plain line then)."""
         self.done += weight
         if self.mode == "bar":
-            width = shutil.get_terminal_size((100, 24)).columns
+            width = self._columns()
             filled = int(20 * min(self.done / self.total, 1.0))
             text = f"[{'#' * filled}{'.' * (20 - filled)}] {self._status(suite, f'{where}, {variant}')}"
             self.stream.write("\r\x1b[K" + text[: width - 1])
