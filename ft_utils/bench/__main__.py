@@ -164,45 +164,14 @@ def main(argv=None):
                              "default_backend": ft_utils.backend, "path": os.path.dirname(ft_utils.__file__)},
                 "peers": {name: versions[name] for name in peers},
                 "suites": {}, "rounds": [], "samples": [], "rows": [], "extras": {}}
-    probes = []
-    probe = next(iter(backends.values()))._probe_line_transfer_ns if backends else None
+    document["machine"] = report.machine_info([], threshold)
+    probe = next(iter(backends.values()))._probe_line_transfer_ns
 
     for suite in suites:
-        module, workloads = SUITES[suite], plan[suite]
-        groups = list(dict.fromkeys(w.group for w in workloads))
-        document["suites"][suite] = {"description": module.DESCRIPTION, "unit": module.UNIT, "groups": groups,
-                                     "variants": [{"variant": w.label, "name": w.name, "group": w.group,
-                                                   "kind": w.kind, "backend": w.backend,
-                                                   "baselines": list(w.baseline)} for w in workloads]}
-        blocks = []
-        for group in groups:
-            variants = [w for w in workloads if w.group == group]
-            for threads in thread_counts:
-                def on_sample(rounds, index, w, round_done):
-                    progress.sample(rounds.threads, suite, f"{rounds.group}, {threads_text(rounds.threads)}, "
-                                    f"round {index + 1}/{repeats}", w.label, round_done)
-
-                rounds = run_rounds(suite, group, variants, threads, ops, repeats, probe=probe,
-                                    on_sample=on_sample, warmup=threads == thread_counts[0])
-                blocks.append((rounds, variants))
-        progress.clear()
-        print(f"\n{suite}: {module.DESCRIPTION} (M {module.UNIT}/s)", file=out)
-        for rounds, variants in blocks:
-            rows = report.rows_of(rounds, variants, threshold)
-            report.print_block(rounds, rows, threshold, out)
-            records, samples = report.rounds_records(rounds, threshold)
-            document["rows"] += rows
-            document["rounds"] += records
-            document["samples"] += samples
-            probes += rounds.probes
-        if suite in EXTRAS:
-            document["extras"][suite] = EXTRAS[suite](backends, 1 if args.quick else repeats,
-                                                      lambda text: print(text, file=out),
-                                                      size="quick" if args.quick else "full",
-                                                      progress=lambda stage: progress.line(f"{suite}: {stage}"))
+        _run_suite(suite, plan[suite], thread_counts, ops, repeats, args, backends, probe, progress, document)
     out.flush()
     slow_rounds = sum(r["slow"] for r in document["rounds"])
-    document["machine"] = report.machine_info(probes, threshold)
+    probes = document["machine"]["line_transfer_ns"]
     document["machine_line"] = report.machine_line(probes, slow_rounds, len(document["rounds"]), threshold)
     document["seconds"] = round(time.monotonic() - clock, 3)
     print(f"\nmachine: {document['machine_line']}", file=out)
@@ -215,6 +184,44 @@ def main(argv=None):
                     f"{', '.join(backends)}: {repeats} rounds x {ops} ops/thread")
         print(f"wrote {args.plot}", file=out)
     return 0
+
+
+def _run_suite(suite, workloads, thread_counts, ops, repeats, args, backends, probe, progress, document):
+    """Every group of the suite at every thread count in paired rounds, then its report
+    (and the queues' extras); what it measured goes into ``document``."""
+    module, out, threshold = SUITES[suite], sys.stdout, args.slow_ns
+    groups = list(dict.fromkeys(w.group for w in workloads))
+    document["suites"][suite] = {"description": module.DESCRIPTION, "unit": module.UNIT, "groups": groups,
+                                 "variants": [{"variant": w.label, "name": w.name, "group": w.group, "kind": w.kind,
+                                               "backend": w.backend, "baselines": list(w.baseline)}
+                                              for w in workloads]}
+
+    def on_sample(rounds, index, w, round_done):
+        progress.sample(rounds.threads, suite, f"{rounds.group}, {threads_text(rounds.threads)}, "
+                        f"round {index + 1}/{repeats}", w.label, round_done)
+
+    blocks = []
+    for group in groups:
+        variants = [w for w in workloads if w.group == group]
+        for threads in thread_counts:
+            rounds = run_rounds(suite, group, variants, threads, ops, repeats, probe=probe, on_sample=on_sample,
+                                warmup=threads == thread_counts[0])
+            blocks.append((rounds, variants))
+    progress.clear()
+    print(f"\n{suite}: {module.DESCRIPTION} (M {module.UNIT}/s)", file=out)
+    for rounds, variants in blocks:
+        rows = report.rows_of(rounds, variants, threshold)
+        report.print_block(rounds, rows, threshold, out)
+        records, samples = report.rounds_records(rounds, threshold)
+        document["rows"] += rows
+        document["rounds"] += records
+        document["samples"] += samples
+        document["machine"]["line_transfer_ns"] += rounds.probes
+    if suite in EXTRAS:
+        document["extras"][suite] = EXTRAS[suite](backends, 1 if args.quick else repeats,
+                                                  lambda text: print(text, file=out),
+                                                  size="quick" if args.quick else "full",
+                                                  progress=lambda stage: progress.line(f"{suite}: {stage}"))
 
 
 if __name__ == "__main__":

@@ -194,11 +194,11 @@ def run_extras(backends, repeats, report, size="full", progress=None):
     samples, gap, idle = sizes["latency_samples"], sizes["latency_gap_s"], sizes["idle_s"]
     result = {"sizes": sizes, "latency_ms": {}, "idle_cpu_ms": {}, "gathering_items_per_s": {}}
     if progress:
-        progress("wake-up latency")
+        progress(f"wake-up latency, about {len(specs) * repeats * samples * gap:.0f} s")
     for n, spec in specs.items():
         result["latency_ms"][n] = [wakeup_latency_ms(spec, samples, gap) for _ in range(repeats)]
     if progress:
-        progress("idle CPU")
+        progress(f"idle CPU, about {len(specs) * repeats * 2 * idle:.0f} s")
     for n, spec in specs.items():
         result["idle_cpu_ms"][n] = {"thread": [idle_cpu_ms(spec, idle) for _ in range(repeats)],
                                     "main": [idle_cpu_ms(spec, idle, main_thread=True) for _ in range(repeats)]}
