@@ -97,8 +97,6 @@ def test_json_holds_every_sample_and_round(quick):
 
 
 def test_slow_rounds_are_marked(capsys):
-    state = {"n": 0}
-
     def worker(state, index, ops):
         state["n"] += ops
 

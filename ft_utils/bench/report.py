@@ -71,7 +71,7 @@ def print_block(rounds, rows, threshold_ns, out):
     slow = [i + 1 for i in range(n) if rounds.slow(i, threshold_ns)]
     probes = " ".join(_probe_text(p, threshold_ns) for p in rounds.probes)
     phase = (f"round{'s' if len(slow) > 1 else ''} {', '.join(map(str, slow))} of {n} in a slow phase" if slow
-             else f"no round in a slow phase")
+             else "no round in a slow phase")
     print(f"  {rounds.group}, {threads_text(rounds.threads)}: {n} rounds; "
           f"cache-line probe {probes} ns (* above {threshold_ns} ns: {phase})", file=out)
     width = max(34, *(len(r["variant"]) for r in rows))
