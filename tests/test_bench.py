@@ -67,6 +67,7 @@ def test_json_holds_every_sample_and_round(quick):
     assert doc["interpreter"]["implementation"] == __import__("platform").python_implementation()
     assert doc["interpreter"]["version"] == __import__("platform").python_version()
     assert doc["ft_utils"]["backends"] == BACKENDS and doc["ft_utils"]["version"]
+    assert doc["ft_utils"]["commit"] is None or re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?", doc["ft_utils"]["commit"])
     assert doc["peers"] == {} and doc["machine"]["cpus"] == os.cpu_count()
     assert doc["machine_line"] in out
     assert len(doc["machine"]["line_transfer_ns"]) == 5 * 2 * 3  # blocks x (rounds + 1)

@@ -111,6 +111,24 @@ def _version(package):
         return getattr(sys.modules.get(package), "__version__", "unknown")
 
 
+def _commit():
+    """The git commit ft_utils was imported from (with "+dirty" when the tree has changes),
+    or None outside a git checkout."""
+    import subprocess
+
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(ft_utils.__file__)))
+    try:
+        head = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def _check_output_path(p, option, path):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -160,7 +178,7 @@ def main(argv=None):
                 "options": {"quick": args.quick, "repeats": repeats, "ops": ops, "threads": thread_counts,
                             "suites": suites, "peers": args.peers, "slow_phase_ns": threshold},
                 "interpreter": interpreter,
-                "ft_utils": {"version": ft_utils.__version__, "backends": list(backends),
+                "ft_utils": {"version": ft_utils.__version__, "commit": _commit(), "backends": list(backends),
                              "default_backend": ft_utils.backend, "path": os.path.dirname(ft_utils.__file__)},
                 "peers": {name: versions[name] for name in peers},
                 "suites": {}, "rounds": [], "samples": [], "rows": [], "extras": {}}
