@@ -10,7 +10,7 @@ SOURCES := $(shell find csrc ft_utils -type f \( -name '*.c' -o -name '*.h' -o -
            setup.py pyproject.toml cffi_build.py
 BOOTSTRAP_SCRIPTS := scripts/bootstrap.sh scripts/build_freethreaded_cpython.sh
 
-.PHONY: bootstrap test test-tsan bench ctest soak clean
+.PHONY: bootstrap test test-tsan bench bench-all ctest soak clean
 
 bootstrap: $(ENVS:%=.venv/%/$(STAMP))
 
@@ -36,8 +36,14 @@ soak: bootstrap
 test-tsan:
 	scripts/test_tsan.sh
 
+# BENCH_ARGS go to python -m ft_utils.bench (e.g. BENCH_ARGS=--quick; --help lists them).
 bench: .venv/ft/$(STAMP)
-	.venv/ft/bin/python -m ft_utils.bench $(BENCH_ARGS)
+	.venv/ft/bin/python -m ft_utils.bench --peers $(BENCH_ARGS)
+
+# The benchmark on every interpreter (each with every backend it has), then one table
+# of them all; each run's report and JSON land in build/bench/ (see the script).
+bench-all: bootstrap
+	scripts/bench_all.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf build .venv ft_utils/*.so ft_utils.egg-info .hypothesis

@@ -122,10 +122,10 @@ if [ "$create_venv" = 1 ]; then
     "$python" -m venv "$venv"
 fi
 # The test tools; an environment that lacks one (made before it was added) gets it here.
+pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 deps_ok='import pytest, hypothesis, pytest_timeout, mypy.build, setuptools; assert int(setuptools.__version__.split(".")[0]) >= 77'
 if ! "$venv/bin/python" -c "$deps_ok" 2>/dev/null; then
     log "installing the test tools into $venv"
-    pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
     "${pip[@]}" --upgrade pip >&2
     # mypy 1.19's pure wheel imports librt, which its metadata leaves out on PyPy and
     # which has no PyPy build: 1.18 there.
@@ -137,6 +137,17 @@ if ! "$venv/bin/python" -c "$deps_ok" 2>/dev/null; then
     # compiled for 3.13t (and cannot be here); pip then takes the newest pure wheel (mypy
     # too: its compiled wheels exist for some interpreters, a pure one for all).
     "${pip[@]}" --upgrade --only-binary=:all: "${deps[@]}" >&2
+fi
+# matplotlib, what the optional extra ft_utils[bench] adds (pyproject.toml) for
+# `python -m ft_utils.bench --plot`, and what its test needs: from a wheel only, so an
+# interpreter PyPI has none for goes without it (the test is skipped there) rather than
+# building it from source. A marker file keeps later runs from asking PyPI again.
+if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null && [ ! -e "$venv/.no-matplotlib-wheel" ]; then
+    log "installing matplotlib (ft_utils[bench], for --plot) into $venv, from a wheel"
+    if ! "${pip[@]}" --only-binary=:all: matplotlib >&2; then
+        log "no matplotlib wheel for this interpreter: --plot and its test are skipped in $venv"
+        touch "$venv/.no-matplotlib-wheel"
+    fi
 fi
 
 log "building and installing ft_utils"

@@ -1,7 +1,9 @@
-"""Benchmarks of ft_utils against the standard library, run by ``python -m ft_utils.bench``.
+"""Benchmarks of ft_utils against the standard library and peers, run by
+``python -m ft_utils.bench`` (see docs/benchmarks.md).
 
-Each workload runs its threads behind a barrier, verifies its result (so a broken
-structure cannot look fast), and is repeated; the report gives the median ops/s and the
-ratio against the stdlib baseline measured in the same run, with repeats interleaved so
-that the noise of a shared machine hits both alike.
+Each run of a workload starts its threads behind a barrier and verifies its result (so a
+broken structure cannot look fast). The variants of a workload (baselines, ours on every
+backend, peers) run in paired rounds, back to back in a rotating order; the report gives
+the median of the per-round ratios with their spread, and marks the rounds taken while
+the machine's cache-line probe read a slow phase.
 """

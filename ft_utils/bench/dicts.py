@@ -14,22 +14,19 @@ present and map to itself, so a structure that loses a store fails.
 
 Baselines: the built-in dict used directly (safe for single operations on free-threaded
 CPython) and dict with every operation under one threading.Lock, the way code written
-for a GIL protects a shared dict. The contender is ConcurrentDict used the same way; when
-cereggii is importable (a peer with a lock-free AtomicDict; not a dependency of
-ft_utils), its AtomicDict runs the same programs beside it.
+for a GIL protects a shared dict. The contender is ConcurrentDict used the same way, on
+each backend measured; with --peers, where cereggii is installed (a peer with a
+lock-free AtomicDict; not a dependency of ft_utils), its AtomicDict runs the same
+programs beside it.
 """
 
 import random
 import threading
-import types
 
-from ft_utils.bench.harness import Workload
-from ft_utils.concurrency import ConcurrentDict
+from ft_utils.bench.harness import Workload, own_copy
 
-try:  # a peer, measured when it is installed (pip install cereggii: cp313t wheels)
-    from cereggii import AtomicDict
-except ImportError:  # pragma: no cover - depends on the environment
-    AtomicDict = None
+UNIT = "ops"
+DESCRIPTION = "threads share one dict of 4096 keys, each running its own random program"
 
 KEY_COUNT = 4096
 KEYS = {"int keys": list(range(KEY_COUNT)), "str keys": [f"key-{i:04d}" for i in range(KEY_COUNT)]}
@@ -94,17 +91,7 @@ def _run_locked(d, lock, ops):
                 d[key] = key
 
 
-def _own_copy(function, variant):
-    """A copy of ``function`` with a code object of its own. PyPy's JIT compiles a loop
-    per code object and specialises it to the types it meets: a loop shared by the
-    variants would be compiled for the first and take slower side exits for the others.
-    Each variant runs its own copy, as the one loop of a program that uses that type."""
-    code = function.__code__.replace(co_name=f"{function.__name__}_{variant}")
-    return types.FunctionType(code, function.__globals__, code.co_name, function.__defaults__,
-                              function.__closure__)
-
-
-def _workloads(mix):
+def _workloads(mix, backends, AtomicDict):
     kind = next(m[1] for m in MIXES if m[0] == mix)
     keys = KEYS[kind]
 
@@ -123,7 +110,7 @@ def _workloads(mix):
         return make
 
     def worker_for(variant, run=_run):
-        run = _own_copy(run, variant)
+        run = own_copy(run, variant)
 
         def worker(state, index, ops):
             run(state["d"], program(mix, index, ops))
@@ -139,17 +126,22 @@ def _workloads(mix):
         for key in keys:
             assert d[key] == key, f"key {key!r} maps to {d[key]!r}"
 
-    plain, locked, ours, peer = f"dict [{mix}]", f"dict + Lock [{mix}]", f"ConcurrentDict [{mix}]", \
-        f"cereggii AtomicDict [{mix}]"
-    workloads = [Workload(plain, setup(dict), worker_for("dict"), verify),
-                 Workload(locked, setup(dict, True), locked_worker, verify)]
+    plain, locked, peer = "dict", "dict + Lock", "cereggii AtomicDict"
+    workloads = [Workload(plain, setup(dict), worker_for("dict"), verify, group=mix),
+                 Workload(locked, setup(dict, True), locked_worker, verify, group=mix)]
+    baselines = (plain, locked)
     if AtomicDict is not None:
-        workloads.append(Workload(peer, setup(AtomicDict), worker_for("AtomicDict"), verify, baseline=(plain, locked)))
-        baselines = (plain, locked, peer)
-    else:
-        baselines = (plain, locked)
-    workloads.append(Workload(ours, setup(ConcurrentDict), worker_for("ConcurrentDict"), verify, baseline=baselines))
+        workloads.append(Workload(peer, setup(AtomicDict), worker_for("AtomicDict"), verify, baseline=baselines,
+                                  group=mix))
+        baselines += (peer,)
+    for name, module in backends.items():
+        workloads.append(Workload("ConcurrentDict", setup(module.ConcurrentDict), worker_for(f"ConcurrentDict_{name}"),
+                                  verify, baseline=baselines, group=mix, backend=name))
     return workloads
 
 
-WORKLOADS = [w for mix, _, _ in MIXES for w in _workloads(mix)]
+def workloads(backends, peers):
+    """The variants of every mix: ``backends`` maps backend names to their modules,
+    ``peers`` maps peer package names to their modules (cereggii)."""
+    atomic_dict = getattr(peers.get("cereggii"), "AtomicDict", None)
+    return [w for mix, _, _ in MIXES for w in _workloads(mix, backends, atomic_dict)]
