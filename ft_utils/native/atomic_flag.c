@@ -22,7 +22,7 @@ static PyObject *AtomicFlag_new(PyTypeObject *type, PyObject *args, PyObject *kw
         return NULL;
     AtomicFlagObject *self = (AtomicFlagObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    ftu_i64_store(&self->value, truth);
+    ftu_i64_store_inline(&self->value, truth);
     return (PyObject *)self;
 }
 
@@ -31,7 +31,7 @@ static int AtomicFlag_init(PyObject *op, PyObject *args, PyObject *kwargs) {
     if (!ftu_init_takes_arguments(Py_TYPE(op), AtomicFlag_new, AtomicFlag_init)) return 0;
     int truth = parse_value(args, kwargs);
     if (truth < 0) return -1;
-    ftu_i64_store(cell(op), truth);
+    ftu_i64_store_inline(cell(op), truth);
     return 0;
 }
 
@@ -41,12 +41,12 @@ static void AtomicFlag_dealloc(PyObject *self) {
     type->tp_free(self);
 }
 
-static int AtomicFlag_bool(PyObject *self) { return ftu_i64_load(cell(self)) != 0; }
+static int AtomicFlag_bool(PyObject *self) { return ftu_i64_load_inline(cell(self)) != 0; }
 
 static PyObject *AtomicFlag_set(PyObject *self, PyObject *value) {
     int truth = PyObject_IsTrue(value); /* may run __bool__: before the store */
     if (truth < 0) return NULL;
-    ftu_i64_store(cell(self), truth);
+    ftu_i64_store_inline(cell(self), truth);
     Py_RETURN_NONE;
 }
 
@@ -69,7 +69,7 @@ static PyObject *AtomicFlag_setstate(PyObject *self, PyObject *state) {
     int truth = PyObject_IsTrue(value);
     if (truth < 0) return NULL;
     if (ftu_set_attributes(self, attributes) < 0) return NULL; /* first: a failure changes nothing */
-    ftu_i64_store(cell(self), truth);
+    ftu_i64_store_inline(cell(self), truth);
     Py_RETURN_NONE;
 }
 
