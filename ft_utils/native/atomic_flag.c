@@ -7,12 +7,20 @@ static inline int64_t *cell(PyObject *self) { return &((AtomicFlagObject *)self)
 
 static int AtomicFlag_init(PyObject *op, PyObject *args, PyObject *kwargs);
 
+/* The truth of value, 0 or 1 (-1 with an error): True and False without a call into the
+ * interpreter, anything else through its __bool__ or __len__. */
+static inline int truth_of(PyObject *value) {
+    if (value == Py_True) return 1;
+    if (value == Py_False) return 0;
+    return PyObject_IsTrue(value);
+}
+
 /* The truth of the value argument (default False), or -1 with an error. */
 static int parse_value(PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"value", NULL};
     PyObject *value = Py_False;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicFlag", kwlist, &value)) return -1;
-    return PyObject_IsTrue(value);
+    return truth_of(value);
 }
 
 /* The arguments go to __new__ and __init__ alike (see ftu_new_takes_arguments). */
@@ -44,7 +52,7 @@ static void AtomicFlag_dealloc(PyObject *self) {
 static int AtomicFlag_bool(PyObject *self) { return ftu_i64_load_inline(cell(self)) != 0; }
 
 static PyObject *AtomicFlag_set(PyObject *self, PyObject *value) {
-    int truth = PyObject_IsTrue(value); /* may run __bool__: before the store */
+    int truth = truth_of(value); /* may run __bool__: before the store */
     if (truth < 0) return NULL;
     ftu_i64_store_inline(cell(self), truth);
     Py_RETURN_NONE;
@@ -66,7 +74,7 @@ static PyObject *AtomicFlag_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *AtomicFlag_setstate(PyObject *self, PyObject *state) {
     PyObject *attributes, *value = ftu_parse_state(state, "AtomicFlag", &attributes);
     if (value == NULL) return NULL;
-    int truth = PyObject_IsTrue(value);
+    int truth = truth_of(value);
     if (truth < 0) return NULL;
     if (ftu_set_attributes(self, attributes) < 0) return NULL; /* first: a failure changes nothing */
     ftu_i64_store_inline(cell(self), truth);

@@ -17,6 +17,7 @@ static inline int64_t load(PyObject *self) { return ftu_i64_load_inline(cell(sel
  * what names the operand in error messages. Returns 0, or -1 with TypeError or
  * OverflowError set. */
 static int operand_to_int64(PyObject *obj, int64_t *out, const char *what) {
+    if (ftu_compact_int(obj, out)) return 0;
     if (AtomicInt64_Check(obj)) {
         *out = load(obj);
         return 0;
@@ -315,6 +316,7 @@ static const int swapped_op[] = {Py_GT, Py_GE, Py_EQ, Py_NE, Py_LT, Py_LE};
 
 static PyObject *AtomicInt64_richcompare(PyObject *self, PyObject *other, int op) {
     int64_t a = load(self), b;
+    if (ftu_compact_int(other, &b)) Py_RETURN_RICHCOMPARE(a, b, op);
     if (PyLong_CheckExact(other) || PyBool_Check(other)) {
         int overflow = 0;
         b = PyLong_AsLongLongAndOverflow(other, &overflow);
