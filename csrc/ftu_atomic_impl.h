@@ -28,37 +28,34 @@
 #endif
 
 #define FTU_I64(cell) ((_Atomic int64_t *)(cell))
-#define FTU_WORD(cell) ((_Atomic intptr_t *)(cell))
 
 /* ---- exact int64 arithmetic ------------------------------------------------------ */
 
 /* Each computes *out = a OP b with Python semantics and returns an FTU_ status. */
 typedef int (*ftu_i64_binop)(int64_t a, int64_t b, int64_t *out);
 
-FTU_ALWAYS_INLINE int ftu_op_add(int64_t a, int64_t b, int64_t *out) {
 #if defined(__GNUC__) || defined(__clang__)
+FTU_ALWAYS_INLINE int ftu_op_add(int64_t a, int64_t b, int64_t *out) {
     return __builtin_add_overflow(a, b, out) ? FTU_OVERFLOW : FTU_OK;
+}
+FTU_ALWAYS_INLINE int ftu_op_sub(int64_t a, int64_t b, int64_t *out) {
+    return __builtin_sub_overflow(a, b, out) ? FTU_OVERFLOW : FTU_OK;
+}
+FTU_ALWAYS_INLINE int ftu_op_mul(int64_t a, int64_t b, int64_t *out) {
+    return __builtin_mul_overflow(a, b, out) ? FTU_OVERFLOW : FTU_OK;
+}
 #else
+static inline int ftu_op_add(int64_t a, int64_t b, int64_t *out) {
     if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return FTU_OVERFLOW;
     *out = a + b;
     return FTU_OK;
-#endif
 }
-
-FTU_ALWAYS_INLINE int ftu_op_sub(int64_t a, int64_t b, int64_t *out) {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_sub_overflow(a, b, out) ? FTU_OVERFLOW : FTU_OK;
-#else
+static inline int ftu_op_sub(int64_t a, int64_t b, int64_t *out) {
     if ((b < 0 && a > INT64_MAX + b) || (b > 0 && a < INT64_MIN + b)) return FTU_OVERFLOW;
     *out = a - b;
     return FTU_OK;
-#endif
 }
-
-FTU_ALWAYS_INLINE int ftu_op_mul(int64_t a, int64_t b, int64_t *out) {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_mul_overflow(a, b, out) ? FTU_OVERFLOW : FTU_OK;
-#else
+static inline int ftu_op_mul(int64_t a, int64_t b, int64_t *out) {
     if (a != 0 && b != 0) {
         if (a > 0 ? (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a)
                   : (b > 0 ? a < INT64_MIN / b : a < INT64_MAX / b))
@@ -66,8 +63,8 @@ FTU_ALWAYS_INLINE int ftu_op_mul(int64_t a, int64_t b, int64_t *out) {
     }
     *out = a * b;
     return FTU_OK;
-#endif
 }
+#endif
 
 static inline int ftu_op_floordiv(int64_t a, int64_t b, int64_t *out) {
     if (b == 0) return FTU_ZERO_DIVISION;
@@ -157,36 +154,47 @@ FTU_ALWAYS_INLINE ftu_i64_result ftu_i64_apply_checked(int64_t *cell, int64_t op
     }
 }
 
-/* ---- int64 cells ----------------------------------------------------------------- */
+/* ---- int64 and word cells --------------------------------------------------------- */
 
-FTU_ALWAYS_INLINE int64_t ftu_i64_load_inline(const int64_t *cell) {
-    return atomic_load((_Atomic const int64_t *)cell);
-}
-FTU_ALWAYS_INLINE void ftu_i64_store_inline(int64_t *cell, int64_t value) { atomic_store(FTU_I64(cell), value); }
-FTU_ALWAYS_INLINE int64_t ftu_i64_exchange_inline(int64_t *cell, int64_t value) {
-    return atomic_exchange(FTU_I64(cell), value);
-}
-FTU_ALWAYS_INLINE int64_t ftu_i64_compare_exchange_inline(int64_t *cell, int64_t expected, int64_t desired) {
-    atomic_compare_exchange_strong(FTU_I64(cell), &expected, desired);
-    return expected; /* on failure C11 wrote the value seen into expected */
-}
+/* The plain operations on cells of type T: ftu_P_load_inline, _store_, _exchange_,
+ * _compare_exchange_ (returns the value the cell held; the swap happened iff that is
+ * `expected`), _fetch_add_, _fetch_sub_, _fetch_and_, _fetch_or_ and _fetch_xor_inline
+ * (each returns the previous value). Wrapping arithmetic goes through the unsigned type U
+ * to stay defined on overflow. */
+#define FTU_CELL_OPS(P, T, U)                                                                      \
+    FTU_ALWAYS_INLINE T ftu_##P##_load_inline(const T *cell) {                                     \
+        return atomic_load((_Atomic const T *)cell);                                               \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE void ftu_##P##_store_inline(T *cell, T value) {                              \
+        atomic_store((_Atomic T *)cell, value);                                                    \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE T ftu_##P##_exchange_inline(T *cell, T value) {                             \
+        return atomic_exchange((_Atomic T *)cell, value);                                          \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE T ftu_##P##_compare_exchange_inline(T *cell, T expected, T desired) {        \
+        atomic_compare_exchange_strong((_Atomic T *)cell, &expected, desired);                     \
+        return expected; /* on failure C11 wrote the value seen into expected */                   \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE T ftu_##P##_fetch_add_inline(T *cell, T operand) {                          \
+        return (T)atomic_fetch_add((_Atomic U *)cell, (U)operand);                                 \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE T ftu_##P##_fetch_sub_inline(T *cell, T operand) {                          \
+        return (T)atomic_fetch_sub((_Atomic U *)cell, (U)operand);                                 \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE T ftu_##P##_fetch_and_inline(T *cell, T operand) {                          \
+        return atomic_fetch_and((_Atomic T *)cell, operand);                                       \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE T ftu_##P##_fetch_or_inline(T *cell, T operand) {                           \
+        return atomic_fetch_or((_Atomic T *)cell, operand);                                        \
+    }                                                                                              \
+    FTU_ALWAYS_INLINE T ftu_##P##_fetch_xor_inline(T *cell, T operand) {                          \
+        return atomic_fetch_xor((_Atomic T *)cell, operand);                                       \
+    }
+FTU_CELL_OPS(i64, int64_t, uint64_t)
+FTU_CELL_OPS(word, intptr_t, uintptr_t)
+#undef FTU_CELL_OPS
 
-/* Wrapping arithmetic goes through unsigned to stay defined on overflow. */
-FTU_ALWAYS_INLINE int64_t ftu_i64_fetch_add_inline(int64_t *cell, int64_t operand) {
-    return (int64_t)atomic_fetch_add((_Atomic uint64_t *)cell, (uint64_t)operand);
-}
-FTU_ALWAYS_INLINE int64_t ftu_i64_fetch_sub_inline(int64_t *cell, int64_t operand) {
-    return (int64_t)atomic_fetch_sub((_Atomic uint64_t *)cell, (uint64_t)operand);
-}
-FTU_ALWAYS_INLINE int64_t ftu_i64_fetch_and_inline(int64_t *cell, int64_t operand) {
-    return atomic_fetch_and(FTU_I64(cell), operand);
-}
-FTU_ALWAYS_INLINE int64_t ftu_i64_fetch_or_inline(int64_t *cell, int64_t operand) {
-    return atomic_fetch_or(FTU_I64(cell), operand);
-}
-FTU_ALWAYS_INLINE int64_t ftu_i64_fetch_xor_inline(int64_t *cell, int64_t operand) {
-    return atomic_fetch_xor(FTU_I64(cell), operand);
-}
+/* ---- checked int64 operations ------------------------------------------------------ */
 
 #define FTU_CHECKED(name, op)                                                                  \
     FTU_ALWAYS_INLINE ftu_i64_result ftu_i64_##name##_inline(int64_t *cell, int64_t operand) { \
@@ -215,35 +223,6 @@ FTU_ALWAYS_INLINE ftu_i64_result ftu_i64_or_inline(int64_t *cell, int64_t operan
 }
 FTU_ALWAYS_INLINE ftu_i64_result ftu_i64_xor_inline(int64_t *cell, int64_t operand) {
     return ftu_i64_ok_result(ftu_i64_fetch_xor_inline(cell, operand) ^ operand);
-}
-
-/* ---- word cells ------------------------------------------------------------------ */
-
-FTU_ALWAYS_INLINE intptr_t ftu_word_load_inline(const intptr_t *cell) {
-    return atomic_load((_Atomic const intptr_t *)cell);
-}
-FTU_ALWAYS_INLINE void ftu_word_store_inline(intptr_t *cell, intptr_t value) { atomic_store(FTU_WORD(cell), value); }
-FTU_ALWAYS_INLINE intptr_t ftu_word_exchange_inline(intptr_t *cell, intptr_t value) {
-    return atomic_exchange(FTU_WORD(cell), value);
-}
-FTU_ALWAYS_INLINE intptr_t ftu_word_compare_exchange_inline(intptr_t *cell, intptr_t expected, intptr_t desired) {
-    atomic_compare_exchange_strong(FTU_WORD(cell), &expected, desired);
-    return expected;
-}
-FTU_ALWAYS_INLINE intptr_t ftu_word_fetch_add_inline(intptr_t *cell, intptr_t operand) {
-    return (intptr_t)atomic_fetch_add((_Atomic uintptr_t *)cell, (uintptr_t)operand);
-}
-FTU_ALWAYS_INLINE intptr_t ftu_word_fetch_sub_inline(intptr_t *cell, intptr_t operand) {
-    return (intptr_t)atomic_fetch_sub((_Atomic uintptr_t *)cell, (uintptr_t)operand);
-}
-FTU_ALWAYS_INLINE intptr_t ftu_word_fetch_and_inline(intptr_t *cell, intptr_t operand) {
-    return atomic_fetch_and(FTU_WORD(cell), operand);
-}
-FTU_ALWAYS_INLINE intptr_t ftu_word_fetch_or_inline(intptr_t *cell, intptr_t operand) {
-    return atomic_fetch_or(FTU_WORD(cell), operand);
-}
-FTU_ALWAYS_INLINE intptr_t ftu_word_fetch_xor_inline(intptr_t *cell, intptr_t operand) {
-    return atomic_fetch_xor(FTU_WORD(cell), operand);
 }
 
 #endif /* FTU_ATOMIC_IMPL_H */
