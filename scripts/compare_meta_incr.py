@@ -19,10 +19,10 @@ in an order that alternates from round to round; the ratio of a round is the pee
 over ours (above 1: ours is faster). These VMs have phases of seconds in which a cache
 line takes ~5x as long to move between CPUs, and other work on the machine takes CPUs
 away, so only ratios taken within a round mean anything: the script prints, per thread
-count, the median of the per-round ratios and their spread (min..max), never a ratio of
-medians. Beside the wall-clock ratio it prints the ratio of the threads' CPU time, which
-time spent descheduled does not inflate (on a loaded machine the steadier of the two at
-1 thread). Each child also checks that the GIL stayed disabled after the import (a
+count, the median of the per-round ratios and their spread (quartiles, min..max), never
+a ratio of medians. Beside the wall-clock ratio it prints the ratio of the threads' CPU
+time, which time spent descheduled does not inflate (on a loaded machine the steadier of
+the two at 1 thread). Each child also checks that the GIL stayed disabled after the import (a
 module that does not declare itself free-threading safe turns it back on, and would then
 be measured with a lock around every call).
 """
@@ -170,10 +170,13 @@ def main() -> None:
               flush=True)
         for side in sides.values():
             side.close()
-    print("threads  wall: median  min..max       cpu: median  min..max")
+    def summary(rs: list[float]) -> str:
+        q = statistics.quantiles(rs, n=4) if len(rs) > 1 else [rs[0]] * 3
+        return f"{statistics.median(rs):6.3f}  {q[0]:.3f}..{q[2]:.3f}  {min(rs):.3f}..{max(rs):.3f}"
+
+    print("threads | wall: median  quartiles     min..max     | cpu: median  quartiles     min..max")
     for t in threads:
-        print(f"{t:7d}  {statistics.median(wall[t]):12.3f}  {min(wall[t]):.3f}..{max(wall[t]):.3f}"
-              f"  {statistics.median(cpu[t]):11.3f}  {min(cpu[t]):.3f}..{max(cpu[t]):.3f}")
+        print(f"{t:7d} |       {summary(wall[t])} |      {summary(cpu[t])}")
 
 
 if __name__ == "__main__":
