@@ -7,12 +7,20 @@ static inline int64_t *cell(PyObject *self) { return &((AtomicFlagObject *)self)
 
 static int AtomicFlag_init(PyObject *op, PyObject *args, PyObject *kwargs);
 
+/* The truth of value, 0 or 1 (-1 with an error): True and False without a call into the
+ * interpreter, anything else through its __bool__ or __len__. */
+static inline int truth_of(PyObject *value) {
+    if (value == Py_True) return 1;
+    if (value == Py_False) return 0;
+    return PyObject_IsTrue(value);
+}
+
 /* The truth of the value argument (default False), or -1 with an error. */
 static int parse_value(PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"value", NULL};
     PyObject *value = Py_False;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:AtomicFlag", kwlist, &value)) return -1;
-    return PyObject_IsTrue(value);
+    return truth_of(value);
 }
 
 /* The arguments go to __new__ and __init__ alike (see ftu_new_takes_arguments). */
@@ -22,7 +30,7 @@ static PyObject *AtomicFlag_new(PyTypeObject *type, PyObject *args, PyObject *kw
         return NULL;
     AtomicFlagObject *self = (AtomicFlagObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    ftu_i64_store(&self->value, truth);
+    ftu_i64_store_inline(&self->value, truth);
     return (PyObject *)self;
 }
 
@@ -31,7 +39,7 @@ static int AtomicFlag_init(PyObject *op, PyObject *args, PyObject *kwargs) {
     if (!ftu_init_takes_arguments(Py_TYPE(op), AtomicFlag_new, AtomicFlag_init)) return 0;
     int truth = parse_value(args, kwargs);
     if (truth < 0) return -1;
-    ftu_i64_store(cell(op), truth);
+    ftu_i64_store_inline(cell(op), truth);
     return 0;
 }
 
@@ -41,12 +49,12 @@ static void AtomicFlag_dealloc(PyObject *self) {
     type->tp_free(self);
 }
 
-static int AtomicFlag_bool(PyObject *self) { return ftu_i64_load(cell(self)) != 0; }
+static int AtomicFlag_bool(PyObject *self) { return ftu_i64_load_inline(cell(self)) != 0; }
 
 static PyObject *AtomicFlag_set(PyObject *self, PyObject *value) {
-    int truth = PyObject_IsTrue(value); /* may run __bool__: before the store */
+    int truth = truth_of(value); /* may run __bool__: before the store */
     if (truth < 0) return NULL;
-    ftu_i64_store(cell(self), truth);
+    ftu_i64_store_inline(cell(self), truth);
     Py_RETURN_NONE;
 }
 
@@ -66,10 +74,10 @@ static PyObject *AtomicFlag_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *AtomicFlag_setstate(PyObject *self, PyObject *state) {
     PyObject *attributes, *value = ftu_parse_state(state, "AtomicFlag", &attributes);
     if (value == NULL) return NULL;
-    int truth = PyObject_IsTrue(value);
+    int truth = truth_of(value);
     if (truth < 0) return NULL;
     if (ftu_set_attributes(self, attributes) < 0) return NULL; /* first: a failure changes nothing */
-    ftu_i64_store(cell(self), truth);
+    ftu_i64_store_inline(cell(self), truth);
     Py_RETURN_NONE;
 }
 

@@ -4,17 +4,20 @@
  * Reading operators (a + 1, a < b, int(a), ...) read the value once and then behave
  * exactly as the int they read. Writing operations (set, add, incr, in-place operators)
  * take integers only and go through the core's checked operations: a result outside the
- * int64 range raises OverflowError and leaves the value unchanged.
+ * int64 range raises OverflowError and leaves the value unchanged. The core's operations
+ * are inlined here (ftu_atomic_impl.h): a method is its atomic instructions plus the
+ * conversions, with no call into another translation unit.
  */
 #include "native.h"
 
-static inline int64_t load(PyObject *self) { return ftu_i64_load(&((AtomicInt64Object *)self)->value); }
 static inline int64_t *cell(PyObject *self) { return &((AtomicInt64Object *)self)->value; }
+static inline int64_t load(PyObject *self) { return ftu_i64_load_inline(cell(self)); }
 
 /* Converts an integer operand (int, AtomicInt64 or an object with __index__) to int64.
  * what names the operand in error messages. Returns 0, or -1 with TypeError or
  * OverflowError set. */
 static int operand_to_int64(PyObject *obj, int64_t *out, const char *what) {
+    if (ftu_compact_int(obj, out)) return 0;
     if (AtomicInt64_Check(obj)) {
         *out = load(obj);
         return 0;
@@ -89,7 +92,7 @@ static PyObject *AtomicInt64_new(PyTypeObject *type, PyObject *args, PyObject *k
         return NULL;
     AtomicInt64Object *self = (AtomicInt64Object *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    ftu_i64_store(&self->value, initial);
+    ftu_i64_store_inline(&self->value, initial);
     return (PyObject *)self;
 }
 
@@ -98,7 +101,7 @@ static int AtomicInt64_init(PyObject *op, PyObject *args, PyObject *kwargs) {
     if (!ftu_init_takes_arguments(Py_TYPE(op), AtomicInt64_new, AtomicInt64_init)) return 0;
     int64_t value;
     if (parse_value(args, kwargs, &value) < 0) return -1;
-    ftu_i64_store(cell(op), value);
+    ftu_i64_store_inline(cell(op), value);
     return 0;
 }
 
@@ -133,12 +136,12 @@ static PyObject *AtomicInt64_get(PyObject *self, PyObject *Py_UNUSED(ignored)) {
 static PyObject *AtomicInt64_set(PyObject *self, PyObject *value) {
     int64_t v;
     if (operand_to_int64(value, &v, "AtomicInt64.set() value") < 0) return NULL;
-    ftu_i64_store(cell(self), v);
+    ftu_i64_store_inline(cell(self), v);
     Py_RETURN_NONE;
 }
 
 static PyObject *checked_add(PyObject *self, int64_t operand) {
-    ftu_i64_result r = ftu_i64_add(cell(self), operand);
+    ftu_i64_result r = ftu_i64_add_inline(cell(self), operand);
     if (r.status != FTU_OK) return raise_status(r.status, r.value, "+", operand);
     return PyLong_FromLongLong(r.value);
 }
@@ -146,7 +149,7 @@ static PyObject *checked_add(PyObject *self, int64_t operand) {
 static PyObject *AtomicInt64_incr(PyObject *self, PyObject *Py_UNUSED(ignored)) { return checked_add(self, 1); }
 
 static PyObject *AtomicInt64_decr(PyObject *self, PyObject *Py_UNUSED(ignored)) {
-    ftu_i64_result r = ftu_i64_sub(cell(self), 1);
+    ftu_i64_result r = ftu_i64_sub_inline(cell(self), 1);
     if (r.status != FTU_OK) return raise_status(r.status, r.value, "-", 1);
     return PyLong_FromLongLong(r.value);
 }
@@ -160,7 +163,7 @@ static PyObject *AtomicInt64_add(PyObject *self, PyObject *value) {
 static PyObject *AtomicInt64_exchange(PyObject *self, PyObject *value) {
     int64_t v;
     if (operand_to_int64(value, &v, "AtomicInt64.exchange() value") < 0) return NULL;
-    return PyLong_FromLongLong(ftu_i64_exchange(cell(self), v));
+    return PyLong_FromLongLong(ftu_i64_exchange_inline(cell(self), v));
 }
 
 static PyObject *AtomicInt64_compare_exchange(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -171,7 +174,7 @@ static PyObject *AtomicInt64_compare_exchange(PyObject *self, PyObject *const *a
     int64_t expected, desired;
     if (operand_to_int64(args[0], &expected, "AtomicInt64.compare_exchange() expected") < 0) return NULL;
     if (operand_to_int64(args[1], &desired, "AtomicInt64.compare_exchange() value") < 0) return NULL;
-    return PyBool_FromLong(ftu_i64_compare_exchange(cell(self), expected, desired) == expected);
+    return PyBool_FromLong(ftu_i64_compare_exchange_inline(cell(self), expected, desired) == expected);
 }
 
 static PyObject *AtomicInt64_format(PyObject *self, PyObject *spec) {
@@ -206,7 +209,7 @@ static PyObject *AtomicInt64_setstate(PyObject *self, PyObject *state) {
     int64_t v;
     if (value == NULL || operand_to_int64(value, &v, "AtomicInt64 value") < 0) return NULL;
     if (ftu_set_attributes(self, attributes) < 0) return NULL; /* first: a failure changes nothing */
-    ftu_i64_store(cell(self), v);
+    ftu_i64_store_inline(cell(self), v);
     Py_RETURN_NONE;
 }
 
@@ -313,6 +316,7 @@ static const int swapped_op[] = {Py_GT, Py_GE, Py_EQ, Py_NE, Py_LT, Py_LE};
 
 static PyObject *AtomicInt64_richcompare(PyObject *self, PyObject *other, int op) {
     int64_t a = load(self), b;
+    if (ftu_compact_int(other, &b)) Py_RETURN_RICHCOMPARE(a, b, op);
     if (PyLong_CheckExact(other) || PyBool_Check(other)) {
         int overflow = 0;
         b = PyLong_AsLongLongAndOverflow(other, &overflow);
@@ -363,17 +367,17 @@ static int inplace_operand(PyObject *self, PyObject *other, int64_t *out, const 
         if (r.status != FTU_OK) return raise_status(r.status, r.value, symbol, v);           \
         return Py_NewRef(self);                                                              \
     }
-INPLACE(nb_inplace_add, ftu_i64_add, "+=")
-INPLACE(nb_inplace_subtract, ftu_i64_sub, "-=")
-INPLACE(nb_inplace_multiply, ftu_i64_mul, "*=")
-INPLACE(nb_inplace_floor_divide, ftu_i64_floordiv, "//=")
-INPLACE(nb_inplace_remainder, ftu_i64_mod, "%=")
-INPLACE(nb_inplace_lshift, ftu_i64_lshift, "<<=")
-INPLACE(nb_inplace_rshift, ftu_i64_rshift, ">>=")
-INPLACE(nb_inplace_and, ftu_i64_and, "&=")
-INPLACE(nb_inplace_or, ftu_i64_or, "|=")
-INPLACE(nb_inplace_xor, ftu_i64_xor, "^=")
-INPLACE(nb_inplace_power_2, ftu_i64_pow, "**=")
+INPLACE(nb_inplace_add, ftu_i64_add_inline, "+=")
+INPLACE(nb_inplace_subtract, ftu_i64_sub_inline, "-=")
+INPLACE(nb_inplace_multiply, ftu_i64_mul_inline, "*=")
+INPLACE(nb_inplace_floor_divide, ftu_i64_floordiv_inline, "//=")
+INPLACE(nb_inplace_remainder, ftu_i64_mod_inline, "%=")
+INPLACE(nb_inplace_lshift, ftu_i64_lshift_inline, "<<=")
+INPLACE(nb_inplace_rshift, ftu_i64_rshift_inline, ">>=")
+INPLACE(nb_inplace_and, ftu_i64_and_inline, "&=")
+INPLACE(nb_inplace_or, ftu_i64_or_inline, "|=")
+INPLACE(nb_inplace_xor, ftu_i64_xor_inline, "^=")
+INPLACE(nb_inplace_power_2, ftu_i64_pow_inline, "**=")
 
 static PyObject *AtomicInt64_nb_inplace_power(PyObject *self, PyObject *other, PyObject *mod) {
     if (mod != Py_None) Py_RETURN_NOTIMPLEMENTED;

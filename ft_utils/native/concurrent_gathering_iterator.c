@@ -213,14 +213,14 @@ static int pass_read(GatheringPassObject *pass, int take, PyObject **value, int6
     GathererObject *owner = (GathererObject *)pass->owner;
     uint64_t word;
     FTU_PYLOCK_ACQUIRE(owner->lock);
-    *key = ftu_i64_load(&pass->next_key);
+    *key = ftu_i64_load_inline(&pass->next_key);
     int status = PASS_OVER;
     if (*key <= pass->max_key) {
         status = ftu_gather_take(pass->gather, *key, take && pass->clear, &word, FTU_NO_WAIT);
         if (status == FTU_OK) {
             *value = (PyObject *)(uintptr_t)word;
             if (!(take && pass->clear)) Py_INCREF(*value);
-            if (take) ftu_i64_store(&pass->next_key, *key + 1);
+            if (take) ftu_i64_store_inline(&pass->next_key, *key + 1);
         }
     }
     FTU_PYLOCK_RELEASE(owner->lock);

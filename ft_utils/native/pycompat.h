@@ -85,6 +85,22 @@ static inline void ftu_mutex_fini(ftu_mutex *m) {
 }
 #endif
 
+/* The value of obj if it is an exact int stored compact (3.12+: one digit, |v| < 2**30),
+ * read in place: 1 with *out set, without a call into the interpreter; else 0, and the
+ * caller converts obj the general way. */
+static inline int ftu_compact_int(PyObject *obj, int64_t *out) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_CheckExact(obj) && PyUnstable_Long_IsCompact((PyLongObject *)obj)) {
+        *out = (int64_t)PyUnstable_Long_CompactValue((PyLongObject *)obj);
+        return 1;
+    }
+#else
+    (void)obj;
+    (void)out;
+#endif
+    return 0;
+}
+
 /* Dict functions that return strong references arrived in 3.13. Under the GIL a
  * borrowed reference increfed at once is just as safe. */
 #if PY_VERSION_HEX < 0x030D0000
