@@ -56,6 +56,12 @@ int ftu_cffi_queue_take_if(ftu_queue *q, uint64_t ticket);
 int64_t ftu_cffi_queue_drain(ftu_queue *q);
 int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns);
 int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket);
+int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket);
+int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected);
+int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket);
+int64_t ftu_cffi_quick_queue_peek(ftu_queue *q);
+int ftu_cffi_quick_holds_gil(void);
+int ftu_cffi_holds_gil(void);
 int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
 int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
@@ -79,8 +85,36 @@ int ftu_cffi_map_accepted(ftu_map *m, int64_t value);
 int ftu_cffi_map_let_go(ftu_map *m, int64_t value);
 """
 
+# The functions named ftu_cffi_quick_*: calls that never wait and hold no lock of the
+# core for more than a few instructions. On CPython, cffi releases the GIL around every
+# call (Py_BEGIN_ALLOW_THREADS in each function's wrapper, which it writes after this
+# source); releasing and taking it back costs more than these calls themselves (85-100 ns
+# of a 110 ns call, with the GIL). Their wrappers keep it, as the native extension does
+# for what does not wait: the macros below test the name of the wrapper they expand in.
+# Every other function (those that wait among them) releases it as before.
+# ftu_cffi_quick_holds_gil and ftu_cffi_holds_gil let a test check both. No core lock is
+# ever held by a thread waiting for the GIL (the core never calls back into Python), so
+# a thread keeping the GIL while it takes a core lock only waits for a thread that is
+# running C code without it.
+QUICK_PREFIX = "_cffi_f_ftu_cffi_quick_"
+QUICK_SOURCE = r"""
+#ifndef PYPY_VERSION
+int ftu_cffi_quick_holds_gil(void) { return PyGILState_Check(); }
+int ftu_cffi_holds_gil(void) { return PyGILState_Check(); }
+#define FTU_QUICK(function) (strncmp((function), "%s", %d) == 0)
+#undef Py_BEGIN_ALLOW_THREADS
+#undef Py_END_ALLOW_THREADS
+#define Py_BEGIN_ALLOW_THREADS { PyThreadState *_save = FTU_QUICK(__func__) ? NULL : PyEval_SaveThread();
+#define Py_END_ALLOW_THREADS if (_save != NULL) PyEval_RestoreThread(_save); }
+#else
+int ftu_cffi_quick_holds_gil(void) { return -1; }
+int ftu_cffi_holds_gil(void) { return -1; }
+#endif
+""" % (QUICK_PREFIX, len(QUICK_PREFIX))
+
 BINDING_SOURCE = r"""
 #include "ftu.h"
+#include <string.h>
 
 /* compare_exchange that answers whether it swapped (1 or 0: cached small ints), so that
  * nothing is allocated once the cell has changed. */
@@ -127,6 +161,42 @@ int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns) {
 }
 
 int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return accepted_by == q && accepted_ticket == ticket; }
+
+/* The queues' fast paths (see ft_utils/cffi_backend/_object_queue.py): a push that does
+ * not wait, and a pop in one call that takes the head only if it is the ticket the caller
+ * expects, whose int (and object) the caller already holds, so that nothing is allocated
+ * between the take and the hand-over that could fail and lose the value. It answers the
+ * ticket now at the head (> 0; 0 if there is none), the caller's next expectation, or -1
+ * if it took nothing. Making the int of that answer can fail (MemoryError) after the
+ * take: the caller then asks ftu_cffi_quick_queue_took whether its ticket was taken
+ * (the tickets this thread took last, per queue, in a ring, so that pops made in between
+ * by a finalizer or a signal handler of the same thread do not hide it) and hands the
+ * value over all the same. */
+#define TOOK_RING 8
+static _Thread_local struct {
+    const ftu_queue *queue;
+    uint64_t ticket;
+} took[TOOK_RING];
+static _Thread_local unsigned took_next;
+
+int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket) { return ftu_cffi_queue_push(q, ticket, FTU_NO_WAIT); }
+
+int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected) {
+    uint64_t next;
+    if (expected == 0 || ftu_queue_pop_if_next(q, expected, &next) != FTU_OK) return -1;
+    unsigned i = took_next++ % TOOK_RING;
+    took[i].queue = q;
+    took[i].ticket = expected;
+    return (int64_t)next;
+}
+
+int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket) {
+    for (int i = 0; i < TOOK_RING; i++)
+        if (took[i].queue == q && took[i].ticket == ticket) return 1;
+    return 0;
+}
+
+int64_t ftu_cffi_quick_queue_peek(ftu_queue *q) { return ftu_cffi_queue_peek(q); }
 
 /* A step of a pass over keys 0..max_key that threads may share, in two parts, with no
  * lock of the binding's (a Python-level lock can be left held by a signal handler that
@@ -278,7 +348,7 @@ int ftu_cffi_map_status(void) { return map_status; }
 int ftu_cffi_map_accepted(ftu_map *m, int64_t value) {
     return accepted_by == m && accepted_ticket == (uint64_t)value;
 }
-"""
+""" + QUICK_SOURCE
 
 ffibuilder = cffi.FFI()
 ffibuilder.cdef(read_cdef() + BINDING_CDEF)
