@@ -26,6 +26,7 @@ is made from the one template below (PUSH, POP) with its own signature and its o
 of reading its arguments (method()).
 """
 
+import linecache
 from functools import partial
 from itertools import compress
 
@@ -119,8 +120,10 @@ def method(template, qualname, parameters, prologue="", queue="self._ftu_queue",
     name = qualname.rpartition(".")[2]
     source = template.format(name=name, parameters=parameters, prologue=prologue or "pass", queue=queue,
                              value=value, deadline=deadline)
+    filename = f"<ft_utils.cffi_backend {qualname}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for tracebacks
     namespace = {}
-    exec(compile(source, f"<ft_utils.cffi_backend {qualname}>", "exec"), globals(), namespace)
+    exec(compile(source, filename, "exec"), globals(), namespace)
     function = namespace[name]
     function.__qualname__ = qualname
     return function
