@@ -91,7 +91,8 @@ int ftu_cffi_map_let_go(ftu_map *m, int64_t value);
 # source); releasing and taking it back costs more than these calls themselves (85-100 ns
 # of a 110 ns call, with the GIL). Their wrappers keep it, as the native extension does
 # for what does not wait: the macros below test the name of the wrapper they expand in.
-# Every other function (those that wait among them) releases it as before.
+# Every other function (those that wait among them) releases it as before. Nor do they
+# save and restore errno (cffi's ffi.errno), which nothing here sets or reads.
 # ftu_cffi_quick_holds_gil and ftu_cffi_holds_gil let a test check both. No core lock is
 # ever held by a thread waiting for the GIL (the core never calls back into Python), so
 # a thread keeping the GIL while it takes a core lock only waits for a thread that is
@@ -106,6 +107,14 @@ int ftu_cffi_holds_gil(void) { return PyGILState_Check(); }
 #undef Py_END_ALLOW_THREADS
 #define Py_BEGIN_ALLOW_THREADS { PyThreadState *_save = FTU_QUICK(__func__) ? NULL : PyEval_SaveThread();
 #define Py_END_ALLOW_THREADS if (_save != NULL) PyEval_RestoreThread(_save); }
+/* nor do they save and restore errno for ffi.errno (they never set it, nobody reads it) */
+static void ftu_cffi_no_errno(void) {}
+static void ftu_cffi_restore_errno(void) { _cffi_restore_errno(); }
+static void ftu_cffi_save_errno(void) { _cffi_save_errno(); }
+#undef _cffi_restore_errno
+#undef _cffi_save_errno
+#define _cffi_restore_errno (FTU_QUICK(__func__) ? ftu_cffi_no_errno : ftu_cffi_restore_errno)
+#define _cffi_save_errno (FTU_QUICK(__func__) ? ftu_cffi_no_errno : ftu_cffi_save_errno)
 #else
 int ftu_cffi_quick_holds_gil(void) { return -1; }
 int ftu_cffi_holds_gil(void) { return -1; }

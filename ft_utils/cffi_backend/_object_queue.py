@@ -67,7 +67,7 @@ def {name}({parameters}):
     objects[ticket] = {value}
     try:
         status = _push_now(queue.queue, ticket)
-        if status != _OK:
+        if status:  # not FTU_OK (0)
             return queue.push_rest(objects, ticket, status, {deadline})
     except BaseException:
         queue.forget(objects, ticket)
