@@ -56,6 +56,12 @@ int ftu_cffi_queue_take_if(ftu_queue *q, uint64_t ticket);
 int64_t ftu_cffi_queue_drain(ftu_queue *q);
 int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns);
 int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket);
+int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket);
+int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected);
+int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket);
+int64_t ftu_cffi_quick_queue_peek(ftu_queue *q);
+int ftu_cffi_quick_holds_gil(void);
+int ftu_cffi_holds_gil(void);
 int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
 int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
@@ -80,11 +86,48 @@ int ftu_cffi_map_holds(ftu_map *m, int64_t hash, int64_t value);
 int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key);
 """
 
+# The functions named ftu_cffi_quick_*: calls that never wait and hold no lock of the
+# core for more than a few instructions. On CPython, cffi releases the GIL around every
+# call (Py_BEGIN_ALLOW_THREADS in each function's wrapper, which it writes after this
+# source); releasing and taking it back costs more than these calls themselves (85-100 ns
+# of a 110 ns call, with the GIL). Their wrappers keep it, as the native extension does
+# for what does not wait: the macros below test the name of the wrapper they expand in.
+# Every other function (those that wait among them) releases it as before. Nor do they
+# save and restore errno (cffi's ffi.errno), which nothing here sets or reads.
+# ftu_cffi_quick_holds_gil and ftu_cffi_holds_gil let a test check both. No core lock is
+# ever held by a thread waiting for the GIL (the core never calls back into Python), so
+# a thread keeping the GIL while it takes a core lock only waits for a thread that is
+# running C code without it.
+QUICK_PREFIX = "_cffi_f_ftu_cffi_quick_"
+QUICK_SOURCE = r"""
+#ifndef PYPY_VERSION
+int ftu_cffi_quick_holds_gil(void) { return PyGILState_Check(); }
+int ftu_cffi_holds_gil(void) { return PyGILState_Check(); }
+#define FTU_QUICK(function) (strncmp((function), "%s", %d) == 0)
+#undef Py_BEGIN_ALLOW_THREADS
+#undef Py_END_ALLOW_THREADS
+#define Py_BEGIN_ALLOW_THREADS { PyThreadState *_save = FTU_QUICK(__func__) ? NULL : PyEval_SaveThread();
+#define Py_END_ALLOW_THREADS if (_save != NULL) PyEval_RestoreThread(_save); }
+/* nor do they save and restore errno for ffi.errno (they never set it, nobody reads it) */
+static void ftu_cffi_no_errno(void) {}
+static void ftu_cffi_restore_errno(void) { _cffi_restore_errno(); }
+static void ftu_cffi_save_errno(void) { _cffi_save_errno(); }
+#undef _cffi_restore_errno
+#undef _cffi_save_errno
+#define _cffi_restore_errno (FTU_QUICK(__func__) ? ftu_cffi_no_errno : ftu_cffi_restore_errno)
+#define _cffi_save_errno (FTU_QUICK(__func__) ? ftu_cffi_no_errno : ftu_cffi_save_errno)
+#else
+int ftu_cffi_quick_holds_gil(void) { return -1; }
+int ftu_cffi_holds_gil(void) { return -1; }
+#endif
+""" % (QUICK_PREFIX, len(QUICK_PREFIX))
+
 BINDING_SOURCE = r"""
 #include "ftu.h"
 #include "ftu_memory.h" /* ftu_malloc: allocations the tests can make fail */
 
 #include <stdlib.h>
+#include <string.h>
 
 /* compare_exchange that answers whether it swapped (1 or 0: cached small ints), so that
  * nothing is allocated once the cell has changed. */
@@ -113,15 +156,29 @@ int64_t ftu_cffi_queue_drain(ftu_queue *q) {
     return ftu_queue_drain(q, &ticket) == FTU_OK ? (int64_t)ticket : 0;
 }
 
-/* The last (container, ticket) the core accepted from this thread: after an exception,
- * the caller asks whether its ticket went in, and removes the object from its dict only
- * if it did not. */
-static _Thread_local const void *accepted_by;
-static _Thread_local uint64_t accepted_ticket;
+/* The last (container, ticket) pairs the core accepted from this thread: after an
+ * exception, the caller asks whether its ticket went in, and removes the object from its
+ * dict only if it did not. A ring, not the last one only: a finalizer or the signal
+ * handler itself may push to the same queue between the push and its exception handler,
+ * and the handler must still find its own ticket (else it would drop the object of a
+ * ticket the queue holds). */
+#define ACCEPTED_RING 8
+static _Thread_local struct {
+    const void *by;
+    uint64_t ticket;
+} accepted_ring[ACCEPTED_RING];
+static _Thread_local unsigned accepted_next;
 
 static void accepted(const void *container, uint64_t ticket) {
-    accepted_by = container;
-    accepted_ticket = ticket;
+    unsigned i = accepted_next++ % ACCEPTED_RING;
+    accepted_ring[i].by = container;
+    accepted_ring[i].ticket = ticket;
+}
+
+static int was_accepted(const void *container, uint64_t ticket) {
+    for (int i = 0; i < ACCEPTED_RING; i++)
+        if (accepted_ring[i].by == container && accepted_ring[i].ticket == ticket) return 1;
+    return 0;
 }
 
 int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns) {
@@ -130,7 +187,43 @@ int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns) {
     return status;
 }
 
-int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return accepted_by == q && accepted_ticket == ticket; }
+int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return was_accepted(q, ticket); }
+
+/* The queues' fast paths (see ft_utils/cffi_backend/_object_queue.py): a push that does
+ * not wait, and a pop in one call that takes the head only if it is the ticket the caller
+ * expects, whose int (and object) the caller already holds, so that nothing is allocated
+ * between the take and the hand-over that could fail and lose the value. It answers the
+ * ticket now at the head (> 0; 0 if there is none), the caller's next expectation, or -1
+ * if it took nothing. Making the int of that answer can fail (MemoryError) after the
+ * take: the caller then asks ftu_cffi_quick_queue_took whether its ticket was taken
+ * (the tickets this thread took last, per queue, in a ring, so that pops made in between
+ * by a finalizer or a signal handler of the same thread do not hide it) and hands the
+ * value over all the same. */
+#define TOOK_RING 8
+static _Thread_local struct {
+    const ftu_queue *queue;
+    uint64_t ticket;
+} took[TOOK_RING];
+static _Thread_local unsigned took_next;
+
+int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket) { return ftu_cffi_queue_push(q, ticket, FTU_NO_WAIT); }
+
+int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected) {
+    uint64_t next;
+    if (expected == 0 || ftu_queue_pop_if_next(q, expected, &next) != FTU_OK) return -1;
+    unsigned i = took_next++ % TOOK_RING;
+    took[i].queue = q;
+    took[i].ticket = expected;
+    return (int64_t)next;
+}
+
+int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket) {
+    for (int i = 0; i < TOOK_RING; i++)
+        if (took[i].queue == q && took[i].ticket == ticket) return 1;
+    return 0;
+}
+
+int64_t ftu_cffi_quick_queue_peek(ftu_queue *q) { return ftu_cffi_queue_peek(q); }
 
 /* A step of a pass over keys 0..max_key that threads may share, in two parts, with no
  * lock of the binding's (a Python-level lock can be left held by a signal handler that
@@ -161,7 +254,7 @@ int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket) {
     return status;
 }
 
-int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return accepted_by == g && accepted_ticket == ticket; }
+int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return was_accepted(g, ticket); }
 
 /* ConcurrentDict. Entries of the core map (created with FTU_MAP_RELEASE_AT_ONCE): the key
  * word is a ticket that stands for the entry's key for its whole life (never stored
@@ -319,7 +412,7 @@ int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected) {
 int64_t ftu_cffi_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }
 
 int ftu_cffi_map_status(void) { return map_status; }
-"""
+""" + QUICK_SOURCE
 
 ffibuilder = cffi.FFI()
 ffibuilder.cdef(read_cdef() + BINDING_CDEF)

@@ -176,6 +176,10 @@ int ftu_queue_wait_pop(ftu_queue *q, int64_t deadline_ns);
  * peeked is taking the head, whichever push it came from: FIFO order holds. */
 int ftu_queue_peek(ftu_queue *q, uint64_t *word, void (*hold)(uint64_t word, void *arg), void *arg);
 int ftu_queue_pop_if(ftu_queue *q, uint64_t expected);
+/* As ftu_queue_pop_if; after taking, *next (if not NULL) is the word now at the head, as
+ * peeked under the same lock, or 0 if none is there yet (or that word is 0): a caller
+ * that pops head after head learns each next head without a call to peek. */
+int ftu_queue_pop_if_next(ftu_queue *q, uint64_t expected, uint64_t *next);
 /* Takes one word whatever the state, without waiting: FTU_OK or FTU_TIMEOUT (empty). */
 int ftu_queue_drain(ftu_queue *q, uint64_t *word);
 int64_t ftu_queue_size(ftu_queue *q);

@@ -498,8 +498,9 @@ static int head_ready(ftu_queue *q, int64_t claimed, _Atomic uint64_t *slot) {
 }
 
 /* Takes the head word into *word if one is published (and, with `expected`, only if it
- * is *expected); returns whether it did. */
-static int take(ftu_queue *q, uint64_t *word, const uint64_t *expected) {
+ * is *expected); returns whether it did. With `next`, *next is then the word now at the
+ * head if it is published, else 0 (read under the same lock). */
+static int take(ftu_queue *q, uint64_t *word, const uint64_t *expected, uint64_t *next) {
     ftu_spinlock_lock(&q->head_lock);
     int64_t claimed = atomic_load_explicit(&q->claimed, memory_order_relaxed);
     _Atomic uint64_t *slot = &q->head->slot[q->head_index];
@@ -531,6 +532,10 @@ static int take(ftu_queue *q, uint64_t *word, const uint64_t *expected) {
     /* Release: readers of `claimed` only estimate (size, whether to sleep or wake, all
      * re-checked), so no stronger order is needed. */
     atomic_store_explicit(&q->claimed, claimed + 1, memory_order_release);
+    if (next != NULL) {
+        _Atomic uint64_t *head = &q->head->slot[q->head_index];
+        *next = head_ready(q, claimed + 1, head) ? atomic_load_explicit(head, memory_order_relaxed) : 0;
+    }
     ftu_spinlock_unlock(&q->head_lock);
     if (q->count_space) release_space(q);
     return 1;
@@ -559,13 +564,13 @@ int ftu_queue_pop(ftu_queue *q, uint64_t *word, int64_t deadline_ns) {
     for (;;) {
         int state = atomic_load(&q->state);
         if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
-        if (take(q, word, NULL)) return FTU_OK;
+        if (take(q, word, NULL, NULL)) return FTU_OK;
         if (state != FTU_QUEUE_OPEN) return FTU_SHUTDOWN; /* shut and drained */
         if (deadline_ns == FTU_NO_WAIT) return FTU_TIMEOUT;
         int result = ftu_queue_wait_pop(q, deadline_ns);
         if (result != FTU_OK) {
             /* a word may have arrived as the wait ended */
-            int taken = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && take(q, word, NULL);
+            int taken = atomic_load(&q->state) != FTU_QUEUE_SHUT_IMMEDIATE && take(q, word, NULL, NULL);
             return taken ? FTU_OK : result;
         }
     }
@@ -587,11 +592,13 @@ int ftu_queue_peek(ftu_queue *q, uint64_t *word, void (*hold)(uint64_t word, voi
     return state == FTU_QUEUE_OPEN ? FTU_TIMEOUT : FTU_SHUTDOWN;
 }
 
-int ftu_queue_pop_if(ftu_queue *q, uint64_t expected) {
+int ftu_queue_pop_if(ftu_queue *q, uint64_t expected) { return ftu_queue_pop_if_next(q, expected, NULL); }
+
+int ftu_queue_pop_if_next(ftu_queue *q, uint64_t expected, uint64_t *next) {
     int state = atomic_load(&q->state);
     if (state == FTU_QUEUE_SHUT_IMMEDIATE) return FTU_SHUTDOWN;
     uint64_t word;
-    if (take(q, &word, &expected)) return FTU_OK;
+    if (take(q, &word, &expected, next)) return FTU_OK;
     return state == FTU_QUEUE_OPEN || ftu_queue_size(q) > 0 ? FTU_TIMEOUT : FTU_SHUTDOWN;
 }
 
@@ -601,7 +608,7 @@ static void task_finished_by_drain(ftu_queue *q) {
 }
 
 int ftu_queue_drain(ftu_queue *q, uint64_t *word) {
-    if (!take(q, word, NULL)) return FTU_TIMEOUT;
+    if (!take(q, word, NULL, NULL)) return FTU_TIMEOUT;
     task_finished_by_drain(q);
     return FTU_OK;
 }

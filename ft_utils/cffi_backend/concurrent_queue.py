@@ -4,7 +4,7 @@ import inspect
 
 from ft_utils.cffi_backend._api import document, lib
 from ft_utils.cffi_backend._blocking import check_scaling, deadline
-from ft_utils.cffi_backend._object_queue import ObjectQueue
+from ft_utils.cffi_backend._object_queue import POP, PUSH, ObjectQueue, method
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
 _NOT_GIVEN = object()
@@ -47,15 +47,14 @@ class ConcurrentQueue:
         if lock_free is not _NOT_GIVEN:
             lib.ftu_queue_set_spin(self._ftu_queue.queue, 1 if lock_free else 0)
 
-    def push(self, value, /):
-        self._ftu_queue.push(value, 0)
-
-    def pop(self, /, timeout=None):
-        return self._ftu_queue.pop(deadline(timeout))
+    # The common case makes one call into the core (see _object_queue.py)
+    push = method(PUSH, "ConcurrentQueue.push", "self, value, /")
+    pop = method(POP, "ConcurrentQueue.pop", "self, /, timeout=None",
+                 deadline="FOREVER if timeout is None else deadline(timeout)")
 
     def pop_local(self, /, timeout=None):
-        # the wrapper is made before the object is taken: see ObjectQueue.take
-        return self._ftu_queue.pop(deadline(timeout), LocalWrapper)
+        # the wrapper is made before the object is taken: see ObjectQueue.take_prepared
+        return self._ftu_queue.pop_prepared(deadline(timeout), LocalWrapper)
 
     def shutdown(self, /, immediate=False):
         self._ftu_queue.shutdown(immediate)

@@ -14,7 +14,7 @@ from ft_utils._exceptions import Full, ShutDown
 from ft_utils.cffi_backend import _fork
 from ft_utils.cffi_backend._api import document, lib
 from ft_utils.cffi_backend._blocking import FOREVER, NO_WAIT, call_blocking
-from ft_utils.cffi_backend._object_queue import ObjectQueue
+from ft_utils.cffi_backend._object_queue import POP, PUSH, ObjectQueue, method
 
 # From this capacity on a queue is unbounded: no memory holds 2**60 items.
 _UNBOUNDED_FROM = 2**60
@@ -97,44 +97,38 @@ class StdConcurrentQueue:
                 state == lib.FTU_QUEUE_SHUT and (not for_get or lib.ftu_queue_size(queue) == 0)):
             raise ShutDown from None
 
-    def put(self, /, item, block=True, timeout=None):
+    # The common case (block, no timeout) makes one call into the core (see _object_queue.py)
+    put = method(PUSH, "StdConcurrentQueue.put", "self, /, item, block=True, timeout=None",
+                 prologue="if block is not True or timeout is not None: return self._ftu_put(item, block, timeout)",
+                 value="item")
+
+    def _ftu_put(self, item, block, timeout):
         # block and timeout matter only if the queue is bounded (then whether or not it is full)
         bounded = self._ftu_capacity > 0
-        deadline = NO_WAIT
-        if bounded:
-            try:
-                deadline = _deadline(block, timeout)
-            except Exception:
-                self._shut_down_first(False)
-                raise
         try:
-            self._ftu_queue.push(item, deadline)
+            self._ftu_queue.push(item, self._ftu_deadline(block, timeout, False) if bounded else NO_WAIT)
             return
         except Full:
             if bounded:
                 raise
         # maxsize was set meanwhile and the queue is full: a put into a bounded queue
-        try:
-            deadline = _deadline(block, timeout)
-        except Exception:
-            self._shut_down_first(False)
-            raise
-        self._ftu_queue.push(item, deadline)
+        self._ftu_queue.push(item, self._ftu_deadline(block, timeout, False))
 
-    def get(self, /, block=True, timeout=None):
-        # block, and the timeout if block is true (whether or not an item is there)
+    def _ftu_deadline(self, block, timeout, for_get):
         try:
-            deadline = _deadline(block, timeout)
+            return _deadline(block, timeout)
         except Exception:
-            self._shut_down_first(True)
+            self._shut_down_first(for_get)
             raise
-        return self._ftu_queue.pop(deadline)
+
+    # block, and the timeout if block is true, are read whether or not an item is there
+    get = method(POP, "StdConcurrentQueue.get", "self, /, block=True, timeout=None",
+                 deadline="FOREVER if block is True and timeout is None else self._ftu_deadline(block, timeout, True)")
 
     def put_nowait(self, /, item):
         self.put(item, False)
 
-    def get_nowait(self, /):
-        return self._ftu_queue.pop(NO_WAIT)
+    get_nowait = method(POP, "StdConcurrentQueue.get_nowait", "self, /", deadline="NO_WAIT")
 
     def qsize(self, /):
         return self._ftu_queue.size()

@@ -90,6 +90,17 @@ static void test_peek_and_pop_if(void) {
     for (uint64_t i = 0; i < 3000; i++)
         if (ftu_queue_peek(q, &w, NULL, NULL) != FTU_OK || w != i || ftu_queue_pop_if(q, i) != FTU_OK) in_order = 0;
     CHECK(in_order && ftu_queue_size(q) == 0, "peek and pop_if in FIFO order across segments");
+    /* pop_if_next: each take tells the next head, across segments too */
+    for (uint64_t i = 1; i <= 3000; i++) ftu_queue_push(q, i, FTU_NO_WAIT);
+    uint64_t next = 99, expected = 1;
+    CHECK(ftu_queue_pop_if_next(q, 2, &next) == FTU_TIMEOUT && next == 99, "pop_if_next of another word: nothing");
+    int chained = 1;
+    while (expected != 0) {
+        if (ftu_queue_pop_if_next(q, expected, &next) != FTU_OK || next != (expected < 3000 ? expected + 1 : 0))
+            chained = 0;
+        expected = next;
+    }
+    CHECK(chained && ftu_queue_size(q) == 0, "pop_if_next gives each next head, then 0");
     ftu_queue_shutdown(q, 0);
     CHECK(ftu_queue_peek(q, &w, NULL, NULL) == FTU_SHUTDOWN && ftu_queue_pop_if(q, 0) == FTU_SHUTDOWN,
           "shut down and empty");
