@@ -82,7 +82,7 @@ int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected);
 int64_t ftu_cffi_map_cursor_of(int64_t hash);
 int ftu_cffi_map_status(void);
 int ftu_cffi_map_let_go(ftu_map *m, int64_t value);
-int ftu_cffi_map_holds(ftu_map *m, int64_t hash, int64_t value);
+int ftu_cffi_map_accepted(ftu_map *m, int64_t value);
 int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key);
 """
 
@@ -124,9 +124,7 @@ int ftu_cffi_holds_gil(void) { return -1; }
 
 BINDING_SOURCE = r"""
 #include "ftu.h"
-#include "ftu_memory.h" /* ftu_malloc: allocations the tests can make fail */
 
-#include <stdlib.h>
 #include <string.h>
 
 /* compare_exchange that answers whether it swapped (1 or 0: cached small ints), so that
@@ -293,37 +291,6 @@ int ftu_cffi_map_let_go(ftu_map *m, int64_t value) {
     return 0;
 }
 
-/* 1 if an entry of this hash holds value ticket `value` now, 0 if none does, -1 if out of
- * memory (the caller cannot tell). Exact, unlike a record of what was accepted: a write
- * whose exception handler asks has returned, so the ticket can no longer come in later. */
-int ftu_cffi_map_holds(ftu_map *m, int64_t hash, int64_t value) {
-    uint64_t keys[16], values[16];
-    int64_t n = ftu_map_lookup(m, (uint64_t)hash, keys, values, 16, NULL);
-    uint64_t *kp = keys, *vp = values;
-    while (n > 16 && kp == keys) { /* many keys share this hash: room for all of them */
-        int64_t cap = n * 2;
-        kp = ftu_malloc((size_t)cap * sizeof *kp);
-        vp = kp == NULL ? NULL : ftu_malloc((size_t)cap * sizeof *vp);
-        if (vp == NULL) {
-            free(kp);
-            return -1;
-        }
-        n = ftu_map_lookup(m, (uint64_t)hash, kp, vp, cap, NULL);
-        if (n > cap) {
-            free(kp);
-            free(vp);
-            kp = keys;
-        }
-    }
-    int holds = n < 0 ? -1 : 0;
-    for (int64_t i = 0; i < n && holds == 0; i++) holds = vp[i] == (uint64_t)value;
-    if (kp != keys) {
-        free(kp);
-        free(vp);
-    }
-    return holds;
-}
-
 /* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
  * are several (or no memory): then the caller looks them all up. */
 int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash) {
@@ -367,6 +334,7 @@ int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan) {
 /* 1 if the write went in, else 0 and ftu_cffi_map_status() says why. */
 int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version) {
     map_status = ftu_map_insert(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, (uint64_t)version, NULL);
+    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
     return map_status == FTU_OK;
 }
 
@@ -374,7 +342,10 @@ int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected
     uint64_t previous;
     map_status = ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, 1, (uint64_t)expected,
                                  &previous, NULL);
-    if (map_status == FTU_OK) record_let_go(m, expected);
+    if (map_status == FTU_OK) {
+        accepted(m, (uint64_t)value);
+        record_let_go(m, expected);
+    }
     return map_status == FTU_OK;
 }
 
@@ -398,6 +369,7 @@ int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected)
  * FTU_MAP_ANY_KEY. */
 int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value) {
     map_status = ftu_map_add(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, NULL);
+    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
     return map_status == FTU_OK;
 }
 
@@ -412,6 +384,12 @@ int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected) {
 int64_t ftu_cffi_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }
 
 int ftu_cffi_map_status(void) { return map_status; }
+
+/* After an exception in a write: 1 if one of this thread's last writes to m put value
+ * ticket `value` in (then its pair stays: the table holds it, or whoever let it go since
+ * takes it out). Not "does the table hold it now": if another thread's write has let it
+ * go, that thread takes the pair out, and only it. */
+int ftu_cffi_map_accepted(ftu_map *m, int64_t value) { return was_accepted(m, (uint64_t)value); }
 """ + QUICK_SOURCE
 
 ffibuilder = cffi.FFI()

@@ -62,7 +62,7 @@ _swap = lib.ftu_cffi_map_swap
 _drop = lib.ftu_cffi_map_drop
 _status = lib.ftu_cffi_map_status
 _cursor_of = lib.ftu_cffi_map_cursor_of
-_holds = lib.ftu_cffi_map_holds
+_accepted = lib.ftu_cffi_map_accepted
 _let_go = lib.ftu_cffi_map_let_go
 _get_word = lib.ftu_cffi_map_get_word
 _OK = lib.FTU_OK
@@ -352,11 +352,11 @@ class ConcurrentDict:
 
     def _settle(self, h, new, vt):
         """After an exception in a write (interrupted, or out of memory): new's pair stays
-        only if the table holds new, and vt's pair leaves if this thread's write let vt go.
-        (Whether new went in is asked of the table, not of a record of this thread's
-        writes: a finalizer or a signal handler may have written since.)"""
+        only if the core took new, and vt's pair leaves if this thread's write let vt go
+        (the core keeps a few of each per thread: a finalizer or a signal handler may have
+        written since)."""
         m, objects = self._ftu_map, self._ftu_objects
-        if new is not None and _holds(m, h, new) == 0:
+        if new is not None and not _accepted(m, new):
             objects.pop(new, None)
         if vt is not None and _let_go(m, vt):
             objects.pop(vt, None)
