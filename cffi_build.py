@@ -154,30 +154,37 @@ int64_t ftu_cffi_queue_drain(ftu_queue *q) {
     return ftu_queue_drain(q, &ticket) == FTU_OK ? (int64_t)ticket : 0;
 }
 
-/* The last (container, ticket) pairs the core accepted from this thread: after an
- * exception, the caller asks whether its ticket went in, and removes the object from its
- * dict only if it did not. A ring, not the last one only: a finalizer or the signal
- * handler itself may push to the same queue between the push and its exception handler,
- * and the handler must still find its own ticket (else it would drop the object of a
- * ticket the queue holds). */
-#define ACCEPTED_RING 8
-static _Thread_local struct {
-    const void *by;
-    uint64_t ticket;
-} accepted_ring[ACCEPTED_RING];
-static _Thread_local unsigned accepted_next;
+/* A record of this thread's last calls of one kind: (container, ticket) pairs in a ring of
+ * 8, so that calls made in between by a finalizer or a signal handler of the same thread,
+ * before an exception handler asks about its own call, do not hide it (unless they make
+ * 8 or more: see docs/guarantees.md). */
+#define TICKET_RING 8
+typedef struct ticket_ring {
+    const void *by[TICKET_RING];
+    uint64_t ticket[TICKET_RING];
+    unsigned next;
+} ticket_ring;
 
-static void accepted(const void *container, uint64_t ticket) {
-    unsigned i = accepted_next++ % ACCEPTED_RING;
-    accepted_ring[i].by = container;
-    accepted_ring[i].ticket = ticket;
+static void ring_record(ticket_ring *ring, const void *container, uint64_t ticket) {
+    unsigned i = ring->next++ % TICKET_RING;
+    ring->by[i] = container;
+    ring->ticket[i] = ticket;
 }
 
-static int was_accepted(const void *container, uint64_t ticket) {
-    for (int i = 0; i < ACCEPTED_RING; i++)
-        if (accepted_ring[i].by == container && accepted_ring[i].ticket == ticket) return 1;
+static int ring_has(const ticket_ring *ring, const void *container, uint64_t ticket) {
+    for (int i = 0; i < TICKET_RING; i++)
+        if (ring->by[i] == container && ring->ticket[i] == ticket) return 1;
     return 0;
 }
+
+/* The tickets the core accepted from this thread (a push, a gatherer insert, a dict write
+ * that put a value ticket in): after an exception, the caller asks whether its ticket
+ * went in, and removes the object from its dict only if it did not. */
+static _Thread_local ticket_ring accepted_ring;
+
+static void accepted(const void *container, uint64_t ticket) { ring_record(&accepted_ring, container, ticket); }
+
+static int was_accepted(const void *container, uint64_t ticket) { return ring_has(&accepted_ring, container, ticket); }
 
 int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns) {
     int status = ftu_queue_push(q, ticket, deadline_ns);
@@ -197,29 +204,18 @@ int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return was_accepted(q
  * (the tickets this thread took last, per queue, in a ring, so that pops made in between
  * by a finalizer or a signal handler of the same thread do not hide it) and hands the
  * value over all the same. */
-#define TOOK_RING 8
-static _Thread_local struct {
-    const ftu_queue *queue;
-    uint64_t ticket;
-} took[TOOK_RING];
-static _Thread_local unsigned took_next;
+static _Thread_local ticket_ring took_ring;
 
 int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket) { return ftu_cffi_queue_push(q, ticket, FTU_NO_WAIT); }
 
 int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected) {
     uint64_t next;
     if (expected == 0 || ftu_queue_pop_if_next(q, expected, &next) != FTU_OK) return -1;
-    unsigned i = took_next++ % TOOK_RING;
-    took[i].queue = q;
-    took[i].ticket = expected;
+    ring_record(&took_ring, q, expected);
     return (int64_t)next;
 }
 
-int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket) {
-    for (int i = 0; i < TOOK_RING; i++)
-        if (took[i].queue == q && took[i].ticket == ticket) return 1;
-    return 0;
-}
+int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket) { return ring_has(&took_ring, q, ticket); }
 
 int64_t ftu_cffi_quick_queue_peek(ftu_queue *q) { return ftu_cffi_queue_peek(q); }
 
@@ -256,11 +252,12 @@ int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return was_accept
 
 /* ConcurrentDict. Entries of the core map (created with FTU_MAP_RELEASE_AT_ONCE): the key
  * word is a ticket that stands for the entry's key for its whole life (never stored
- * anywhere else; for an exact int key, the int's own word), the value word a ticket under which the Python dict of the
- * ConcurrentDict holds the pair (key, value). A write names the value ticket it expects
- * to replace or remove; the thread whose write let a ticket go takes that ticket's pair
- * out of the Python dict right after the call, or, if an exception struck in between, in
- * its handler (ftu_cffi_map_let_go says whether its write let the ticket go). A reader
+ * anywhere else; for an exact int key, the int's own word), the value word a ticket
+ * under which the Python dict of the ConcurrentDict holds the pair (key, value). A write
+ * names the value ticket it expects to replace or remove; the thread whose write let a
+ * ticket go takes that ticket's pair out of the Python dict right after the call, or, if
+ * an exception struck in between, in its handler (ftu_cffi_map_let_go says whether its
+ * write let the ticket go). A reader
  * that finds a value ticket gone from the dict looks again: tickets are never reused.
  *
  * Every hash, ticket and version crosses as int64_t: a uint64_t above 2**63 - 1 is a big
@@ -268,28 +265,13 @@ int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return was_accept
 """ + MAP_STRUCTS + r"""
 static _Thread_local int map_status;
 
-/* The value tickets this thread's last writes let go (replaced or removed), per map: a
- * ring, so that writes made in between by a finalizer or a signal handler of the same
- * thread do not hide the one an exception handler asks about. */
-#define LET_GO_RING 8
-static _Thread_local struct {
-    const ftu_map *map;
-    int64_t ticket;
-} let_go[LET_GO_RING];
-static _Thread_local unsigned let_go_next;
+/* The value tickets this thread's last writes let go (replaced or removed), per map. */
+static _Thread_local ticket_ring let_go_ring;
 
-static void record_let_go(const ftu_map *m, int64_t ticket) {
-    unsigned i = let_go_next++ % LET_GO_RING;
-    let_go[i].map = m;
-    let_go[i].ticket = ticket;
-}
+static void record_let_go(const ftu_map *m, int64_t ticket) { ring_record(&let_go_ring, m, (uint64_t)ticket); }
 
 /* 1 if one of this thread's last writes to m let `value` go. */
-int ftu_cffi_map_let_go(ftu_map *m, int64_t value) {
-    for (int i = 0; i < LET_GO_RING; i++)
-        if (let_go[i].map == m && let_go[i].ticket == value) return 1;
-    return 0;
-}
+int ftu_cffi_map_let_go(ftu_map *m, int64_t value) { return ring_has(&let_go_ring, m, (uint64_t)value); }
 
 /* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
  * are several (or no memory): then the caller looks them all up. */
@@ -300,7 +282,7 @@ int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash) {
 }
 
 /* The value ticket of the entry whose key word is `key` (> 0), for a key the core can
- * compare itself (an exact int: see concurrent_dict.py, _int_word); 0 if no entry has
+ * compare itself (an exact int: see concurrent_dict.py, _INT_WORDS); 0 if no entry has
  * this hash; -1 if entries of this hash hold other keys only (one of them may be equal to
  * the key under another type, 1.0 for 1: the caller compares them), or out of memory. */
 int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key) {
