@@ -33,8 +33,13 @@ def _relative(path: str) -> str:
 # handlers between any two bytecodes (KeyboardInterrupt, or any exception a handler
 # raises), so "the core took the ticket" and "the object left the ticket dict" must not
 # be two Python steps, and a push must leave a trace of whether the core took its ticket.
-# The ConcurrentDict's buffers (see BINDING_SOURCE), declared once for the cdef and the C source.
-MAP_STRUCTS = """
+# The record of a call and the ConcurrentDict's buffers (see BINDING_SOURCE), declared once
+# for the cdef and the C source.
+BINDING_STRUCTS = """
+typedef struct ftu_cffi_record {
+    int64_t in;
+    int64_t out;
+} ftu_cffi_record;
 typedef struct ftu_cffi_found {
     int64_t version;
     int64_t keys[16];
@@ -49,23 +54,23 @@ typedef struct ftu_cffi_scan {
 } ftu_cffi_scan;
 """
 
-BINDING_CDEF = MAP_STRUCTS + """
+BINDING_CDEF = BINDING_STRUCTS + """
 int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired);
+int ftu_cffi_quick_put_in(const ftu_cffi_record *record, int64_t ticket);
+int ftu_cffi_quick_took_out(const ftu_cffi_record *record, int64_t ticket);
 int64_t ftu_cffi_queue_peek(ftu_queue *q);
 int ftu_cffi_queue_take_if(ftu_queue *q, uint64_t ticket);
 int64_t ftu_cffi_queue_drain(ftu_queue *q);
-int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns);
-int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket);
-int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket);
-int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected);
-int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket);
+int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, ftu_cffi_record *record, int64_t deadline_ns);
+int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket, ftu_cffi_record *record);
+int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected, ftu_cffi_record *record);
+int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t expected, const ftu_cffi_record *record);
 int64_t ftu_cffi_quick_queue_peek(ftu_queue *q);
 int ftu_cffi_quick_holds_gil(void);
 int ftu_cffi_holds_gil(void);
 int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
 int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
-int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket);
-int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket);
+int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket, ftu_cffi_record *record);
 int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash);
 int64_t ftu_cffi_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found);
 int64_t ftu_cffi_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *values, int64_t cap,
@@ -73,16 +78,15 @@ int64_t ftu_cffi_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *
 int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan);
 int64_t ftu_cffi_map_scan_n(ftu_map *m, int64_t *cursor, int *done, int64_t *hashes, int64_t *keys,
                             int64_t *values, int64_t cap);
-int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version);
-int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value);
-int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected);
-int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value);
-int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value);
-int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected);
+int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version,
+                        ftu_cffi_record *record);
+int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value,
+                         ftu_cffi_record *record);
+int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected, ftu_cffi_record *record);
+int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record);
+int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value, ftu_cffi_record *record);
+int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi_record *record);
 int64_t ftu_cffi_map_cursor_of(int64_t hash);
-int ftu_cffi_map_status(void);
-int ftu_cffi_map_let_go(ftu_map *m, int64_t value);
-int ftu_cffi_map_accepted(ftu_map *m, int64_t value);
 int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key);
 """
 
@@ -126,7 +130,7 @@ BINDING_SOURCE = r"""
 #include "ftu.h"
 
 #include <string.h>
-
+""" + BINDING_STRUCTS + r"""
 /* compare_exchange that answers whether it swapped (1 or 0: cached small ints), so that
  * nothing is allocated once the cell has changed. */
 int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired) {
@@ -154,45 +158,26 @@ int64_t ftu_cffi_queue_drain(ftu_queue *q) {
     return ftu_queue_drain(q, &ticket) == FTU_OK ? (int64_t)ticket : 0;
 }
 
-/* A record of this thread's last calls of one kind: (container, ticket) pairs in a ring of
- * 8, so that calls made in between by a finalizer or a signal handler of the same thread,
- * before an exception handler asks about its own call, do not hide it (unless they make
- * 8 or more: see docs/guarantees.md). */
-#define TICKET_RING 8
-typedef struct ticket_ring {
-    const void *by[TICKET_RING];
-    uint64_t ticket[TICKET_RING];
-    unsigned next;
-} ticket_ring;
+/* The record of one call (ftu_cffi_record): the ticket the call put into its container
+ * (in: a push's or an insert's, a dict write's new value ticket) and the one it took out
+ * (out: a pop's, or the value ticket a dict write replaced or removed), written by the
+ * call once its change is made. The Python side gives each call a record of its own,
+ * from a free list (see ft_utils/cffi_backend/_api.py, "records"), and gives it back only
+ * where no exception handler of the call can read it any more. After an exception (a
+ * signal handler's, a MemoryError) the handler asks the record whether its call's change
+ * was made: calls made in between by a finalizer or a signal handler of the same thread,
+ * however many, have records of their own. Tickets are never reused, so a record left
+ * from an earlier call never names this call's ticket: nothing needs resetting. The
+ * answers are cached small ints: asking allocates nothing. */
+int ftu_cffi_quick_put_in(const ftu_cffi_record *record, int64_t ticket) { return record->in == ticket; }
 
-static void ring_record(ticket_ring *ring, const void *container, uint64_t ticket) {
-    unsigned i = ring->next++ % TICKET_RING;
-    ring->by[i] = container;
-    ring->ticket[i] = ticket;
-}
+int ftu_cffi_quick_took_out(const ftu_cffi_record *record, int64_t ticket) { return record->out == ticket; }
 
-static int ring_has(const ticket_ring *ring, const void *container, uint64_t ticket) {
-    for (int i = 0; i < TICKET_RING; i++)
-        if (ring->by[i] == container && ring->ticket[i] == ticket) return 1;
-    return 0;
-}
-
-/* The tickets the core accepted from this thread (a push, a gatherer insert, a dict write
- * that put a value ticket in): after an exception, the caller asks whether its ticket
- * went in, and removes the object from its dict only if it did not. */
-static _Thread_local ticket_ring accepted_ring;
-
-static void accepted(const void *container, uint64_t ticket) { ring_record(&accepted_ring, container, ticket); }
-
-static int was_accepted(const void *container, uint64_t ticket) { return ring_has(&accepted_ring, container, ticket); }
-
-int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, int64_t deadline_ns) {
+int ftu_cffi_queue_push(ftu_queue *q, uint64_t ticket, ftu_cffi_record *record, int64_t deadline_ns) {
     int status = ftu_queue_push(q, ticket, deadline_ns);
-    if (status == FTU_OK) accepted(q, ticket);
+    if (status == FTU_OK) record->in = (int64_t)ticket;
     return status;
 }
-
-int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return was_accepted(q, ticket); }
 
 /* The queues' fast paths (see ft_utils/cffi_backend/_object_queue.py): a push that does
  * not wait, and a pop in one call that takes the head only if it is the ticket the caller
@@ -200,22 +185,24 @@ int ftu_cffi_queue_pushed(ftu_queue *q, uint64_t ticket) { return was_accepted(q
  * between the take and the hand-over that could fail and lose the value. It answers the
  * ticket now at the head (> 0; 0 if there is none), the caller's next expectation, or -1
  * if it took nothing. Making the int of that answer can fail (MemoryError) after the
- * take: the caller then asks ftu_cffi_quick_queue_took whether its ticket was taken
- * (the tickets this thread took last, per queue, in a ring, so that pops made in between
- * by a finalizer or a signal handler of the same thread do not hide it) and hands the
- * value over all the same. */
-static _Thread_local ticket_ring took_ring;
+ * take: the caller then asks ftu_cffi_quick_queue_took (with the same arguments: one
+ * tuple, made before the take, so that asking allocates nothing) whether the call's
+ * record says it took the ticket, and hands the value over all the same. */
+int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket, ftu_cffi_record *record) {
+    return ftu_cffi_queue_push(q, ticket, record, FTU_NO_WAIT);
+}
 
-int ftu_cffi_quick_queue_push(ftu_queue *q, uint64_t ticket) { return ftu_cffi_queue_push(q, ticket, FTU_NO_WAIT); }
-
-int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected) {
+int64_t ftu_cffi_quick_queue_take(ftu_queue *q, uint64_t expected, ftu_cffi_record *record) {
     uint64_t next;
     if (expected == 0 || ftu_queue_pop_if_next(q, expected, &next) != FTU_OK) return -1;
-    ring_record(&took_ring, q, expected);
+    record->out = (int64_t)expected;
     return (int64_t)next;
 }
 
-int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t ticket) { return ring_has(&took_ring, q, ticket); }
+int ftu_cffi_quick_queue_took(ftu_queue *q, uint64_t expected, const ftu_cffi_record *record) {
+    (void)q;
+    return record->out == (int64_t)expected;
+}
 
 int64_t ftu_cffi_quick_queue_peek(ftu_queue *q) { return ftu_cffi_queue_peek(q); }
 
@@ -242,13 +229,11 @@ int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_
     return ftu_gather_advance(g, key_cell, ftu_i64_load(key_cell), ticket, clear) == FTU_OK;
 }
 
-int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket) {
+int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket, ftu_cffi_record *record) {
     int status = ftu_gather_insert(g, key, ticket);
-    if (status == FTU_OK) accepted(g, ticket);
+    if (status == FTU_OK) record->in = (int64_t)ticket;
     return status;
 }
-
-int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return was_accepted(g, ticket); }
 
 /* ConcurrentDict. Entries of the core map (created with FTU_MAP_RELEASE_AT_ONCE): the key
  * word is a ticket that stands for the entry's key for its whole life (never stored
@@ -256,22 +241,12 @@ int ftu_cffi_gather_inserted(ftu_gather *g, uint64_t ticket) { return was_accept
  * under which the Python dict of the ConcurrentDict holds the pair (key, value). A write
  * names the value ticket it expects to replace or remove; the thread whose write let a
  * ticket go takes that ticket's pair out of the Python dict right after the call, or, if
- * an exception struck in between, in its handler (ftu_cffi_map_let_go says whether its
- * write let the ticket go). A reader
+ * an exception struck in between, in its handler (the write's record says whether it let
+ * the ticket go). A reader
  * that finds a value ticket gone from the dict looks again: tickets are never reused.
  *
  * Every hash, ticket and version crosses as int64_t: a uint64_t above 2**63 - 1 is a big
  * integer on the Python side, several times slower to make and to pass on PyPy. */
-""" + MAP_STRUCTS + r"""
-static _Thread_local int map_status;
-
-/* The value tickets this thread's last writes let go (replaced or removed), per map. */
-static _Thread_local ticket_ring let_go_ring;
-
-static void record_let_go(const ftu_map *m, int64_t ticket) { ring_record(&let_go_ring, m, (uint64_t)ticket); }
-
-/* 1 if one of this thread's last writes to m let `value` go. */
-int ftu_cffi_map_let_go(ftu_map *m, int64_t value) { return ring_has(&let_go_ring, m, (uint64_t)value); }
 
 /* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
  * are several (or no memory): then the caller looks them all up. */
@@ -313,29 +288,34 @@ int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan) {
     return ftu_cffi_map_scan_n(m, &scan->cursor, &scan->done, scan->hashes, scan->keys, scan->values, 64);
 }
 
-/* 1 if the write went in, else 0 and ftu_cffi_map_status() says why. */
-int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version) {
-    map_status = ftu_map_insert(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, (uint64_t)version, NULL);
-    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
-    return map_status == FTU_OK;
+/* The writes: each answers the core's status (FTU_OK if it went in; FTU_RETRY: the entry
+ * or its stripe changed since the lookup; FTU_NO_MEMORY), and records in `record` the
+ * value ticket it put in (in) and the one it replaced or removed (out): the pair of `in`
+ * stays in the Python dict, the pair of `out` leaves it, by this call's caller. */
+int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version,
+                        ftu_cffi_record *record) {
+    int status = ftu_map_insert(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, (uint64_t)version, NULL);
+    if (status == FTU_OK) record->in = value;
+    return status;
 }
 
-int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value) {
+int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value,
+                         ftu_cffi_record *record) {
     uint64_t previous;
-    map_status = ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, 1, (uint64_t)expected,
+    int status = ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, 1, (uint64_t)expected,
                                  &previous, NULL);
-    if (map_status == FTU_OK) {
-        accepted(m, (uint64_t)value);
-        record_let_go(m, expected);
+    if (status == FTU_OK) {
+        record->in = value;
+        record->out = expected;
     }
-    return map_status == FTU_OK;
+    return status;
 }
 
-int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected) {
+int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected, ftu_cffi_record *record) {
     uint64_t previous;
-    map_status = ftu_map_remove(m, (uint64_t)hash, (uint64_t)key, 1, (uint64_t)expected, &previous, NULL);
-    if (map_status == FTU_OK) record_let_go(m, expected);
-    return map_status == FTU_OK;
+    int status = ftu_map_remove(m, (uint64_t)hash, (uint64_t)key, 1, (uint64_t)expected, &previous, NULL);
+    if (status == FTU_OK) record->out = expected;
+    return status;
 }
 
 /* The fast paths of d[k] = v and del d[k], for a key found as the one entry of its hash
@@ -343,35 +323,27 @@ int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected)
  * (ftu_cffi_map_get_word): no key ticket and no version to carry back to Python. add:
  * adds (hash, key, value) if no entry has this hash (key is a new ticket or the key's own
  * word). swap and drop replace or remove the entry that holds value ticket `expected`
- * (value tickets are unique: it is the entry the caller compared). Each: 1 if the write
- * went in, else 0 and ftu_cffi_map_status() says why (FTU_RETRY: the table changed
- * meanwhile, take the general path). Each returns a cached small int: once the write is
- * in, nothing is left to allocate (every ticket's int was made before the call), so no
- * MemoryError can follow a write that went in. Tickets start at 1: no key ticket is
+ * (value tickets are unique: it is the entry the caller compared). FTU_RETRY: the table
+ * changed meanwhile, take the general path. Each returns a cached small int: once the
+ * write is in, nothing is left to allocate (every ticket's int was made before the call),
+ * so no MemoryError can follow a write that went in. Tickets start at 1: no key ticket is
  * FTU_MAP_ANY_KEY. */
-int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value) {
-    map_status = ftu_map_add(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, NULL);
-    if (map_status == FTU_OK) accepted(m, (uint64_t)value);
-    return map_status == FTU_OK;
+int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record) {
+    int status = ftu_map_add(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, NULL);
+    if (status == FTU_OK) record->in = value;
+    return status;
 }
 
-int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value) {
-    return ftu_cffi_map_replace(m, hash, FTU_MAP_ANY_KEY, expected, value);
+int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value, ftu_cffi_record *record) {
+    return ftu_cffi_map_replace(m, hash, FTU_MAP_ANY_KEY, expected, value, record);
 }
 
-int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected) {
-    return ftu_cffi_map_remove(m, hash, FTU_MAP_ANY_KEY, expected);
+int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi_record *record) {
+    return ftu_cffi_map_remove(m, hash, FTU_MAP_ANY_KEY, expected, record);
 }
 
 int64_t ftu_cffi_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }
 
-int ftu_cffi_map_status(void) { return map_status; }
-
-/* After an exception in a write: 1 if one of this thread's last writes to m put value
- * ticket `value` in (then its pair stays: the table holds it, or whoever let it go since
- * takes it out). Not "does the table hold it now": if another thread's write has let it
- * go, that thread takes the pair out, and only it. */
-int ftu_cffi_map_accepted(ftu_map *m, int64_t value) { return was_accepted(m, (uint64_t)value); }
 """ + QUICK_SOURCE
 
 ffibuilder = cffi.FFI()

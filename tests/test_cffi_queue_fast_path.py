@@ -10,6 +10,8 @@ import weakref
 
 import pytest
 
+from queue_helpers import Box, get, put, queues
+
 CPYTHON = sys.implementation.name == "cpython"
 
 
@@ -20,24 +22,6 @@ def oq(backend):
     from ft_utils.cffi_backend import _object_queue
 
     return _object_queue
-
-
-def _queues(backend):
-    return [backend.ConcurrentQueue(), backend.ConcurrentQueue(lock_free=True), backend.StdConcurrentQueue(),
-            backend.StdConcurrentQueue(100)]
-
-
-def _put(q, value):
-    (q.push if hasattr(q, "push") else q.put)(value)
-
-
-def _get(q):
-    return (q.pop if hasattr(q, "pop") else q.get)(timeout=0)
-
-
-class Box:
-    def __init__(self, n):
-        self.n = n
 
 
 @pytest.mark.skipif(not CPYTHON, reason="cffi on PyPy: the interpreter decides")
@@ -60,42 +44,42 @@ def test_the_common_case_makes_one_call_into_the_core(backend, oq, monkeypatch):
 
         return call
 
-    for name in ("_push_now", "_push", "_take", "_took", "_peek", "_state", "_pushed", "_take_if"):
+    for name in ("_push_now", "_push", "_take", "_took", "_peek", "_state", "_put_in", "_take_if"):
         monkeypatch.setattr(oq, name, counted(name))
-    for q in _queues(backend):
-        _put(q, 0)
-        assert _get(q) == 0  # (the hint is now spent: the queue is empty)
+    for q in queues(backend):
+        put(q, 0)
+        assert get(q) == 0  # (the hint is now spent: the queue is empty)
         for n in range(1, 4):
             del calls[:]
-            _put(q, n)
+            put(q, n)
             assert calls == ["_push_now"]
             del calls[:]
-            assert _get(q) == n
+            assert get(q) == n
             assert calls == ["_take"]
         # a backlog: each pop learns the next head from its take
         for n in range(10):
-            _put(q, n)
+            put(q, n)
         del calls[:]
-        assert [_get(q) for _ in range(10)] == list(range(10))
+        assert [get(q) for _ in range(10)] == list(range(10))
         assert calls == ["_take"] * 10
 
 
 @pytest.mark.parametrize("wrong", ["zero", "popped", "deeper", "other queue", "huge"])
 def test_a_wrong_hint_loses_nothing(backend, oq, wrong):
-    for q in _queues(backend):
+    for q in queues(backend):
         inner = q._ftu_queue
         other = backend.ConcurrentQueue()
         other.push("x")
-        _put(q, "first")
+        put(q, "first")
         popped = inner.hint
-        assert _get(q) == "first"
+        assert get(q) == "first"
         for n in range(5):
-            _put(q, n)
+            put(q, n)
         head = inner.hint
         assert head and head in inner.objects
         inner.hint = {"zero": 0, "popped": popped, "deeper": max(inner.objects), "other queue": other._ftu_queue.hint,
                       "huge": 2**63 - 1}[wrong]
-        assert [_get(q) for _ in range(5)] == list(range(5))
+        assert [get(q) for _ in range(5)] == list(range(5))
         assert not inner.objects and q.empty()
         assert other.pop(timeout=0) == "x"
 
@@ -111,22 +95,22 @@ def test_an_exception_right_after_the_take(backend, oq, monkeypatch, exception):
         real(*args)
         raise exception
 
-    for q in _queues(backend):
+    for q in queues(backend):
         boxes = [Box(n) for n in range(3)]
         for box in boxes:
-            _put(q, box)
+            put(q, box)
         refs = [weakref.ref(box) for box in boxes]
         del boxes, box
         monkeypatch.setattr(oq, "_take", take_then_raise)
         if exception is MemoryError:
-            got = _get(q)
+            got = get(q)
             assert got.n == 0
             del got
         else:
             with pytest.raises(exception):
-                _get(q)
+                get(q)
         monkeypatch.setattr(oq, "_take", real)
-        assert [_get(q).n for _ in range(2)] == [1, 2]
+        assert [get(q).n for _ in range(2)] == [1, 2]
         assert not q._ftu_queue.objects and q.empty()
         gc.collect()
         gc.collect()
@@ -141,14 +125,14 @@ def test_an_exception_before_the_take_takes_nothing(backend, oq, monkeypatch):
     def raise_instead(*args):
         raise MemoryError
 
-    for q in _queues(backend):
+    for q in queues(backend):
         for n in range(3):
-            _put(q, n)
+            put(q, n)
         monkeypatch.setattr(oq, "_take", raise_instead)
         with pytest.raises(MemoryError):
-            _get(q)
+            get(q)
         monkeypatch.setattr(oq, "_take", real)
-        assert [_get(q) for _ in range(3)] == [0, 1, 2]
+        assert [get(q) for _ in range(3)] == [0, 1, 2]
 
 
 def test_a_push_interrupted_after_a_nested_push_keeps_its_object(backend, oq, monkeypatch):
@@ -157,16 +141,16 @@ def test_a_push_interrupted_after_a_nested_push_keeps_its_object(backend, oq, mo
     keep its object, or a pop would find the ticket with nothing behind it."""
     real = oq._push_now
 
-    for q in _queues(backend):
-        def push_nested_then_raise(queue, ticket):
-            real(queue, ticket)
+    for q in queues(backend):
+        def push_nested_then_raise(*args):
+            real(*args)
             monkeypatch.setattr(oq, "_push_now", real)
-            _put(q, "nested")
+            put(q, "nested")
             raise KeyboardInterrupt
 
         monkeypatch.setattr(oq, "_push_now", push_nested_then_raise)
         with pytest.raises(KeyboardInterrupt):
-            _put(q, "first")
+            put(q, "first")
         monkeypatch.setattr(oq, "_push_now", real)
-        assert [_get(q) for _ in range(2)] == ["first", "nested"]
+        assert [get(q) for _ in range(2)] == ["first", "nested"]
         assert not q._ftu_queue.objects and q.empty()

@@ -782,12 +782,13 @@ def test_cffi_an_exception_right_after_a_write_strands_no_pair(backend, case, ki
     real = getattr(module, call)
 
     def then_interrupt(*args):
-        if real(*args):
+        status = real(*args)
+        if status == 0:  # FTU_OK: the write went in
             if nested:
                 monkeypatch.setattr(module, call, real)
                 d["nested"] = "a write of the same thread"
             raise KeyboardInterrupt("right after the core's write")
-        return 0
+        return status
 
     monkeypatch.setattr(module, call, then_interrupt)
     with pytest.raises(KeyboardInterrupt):
@@ -805,6 +806,31 @@ def test_cffi_an_exception_right_after_a_write_strands_no_pair(backend, case, ki
     if after != "old":
         assert gone() is None, "the value the write replaced or removed is still kept alive"
     assert len(d._ftu_objects) == len(d), (dict(d._ftu_objects), d)
+
+
+@pytest.mark.parametrize("key", ["k", 7, Collides("c")], ids=["str", "int", "keys sharing a hash"])
+def test_cffi_an_entry_whose_pair_is_lost_raises_instead_of_spinning(backend, key):
+    """No write strands a value ticket (the tests above); if one ever did, a reader would
+    find the ticket in the table and its pair gone, round after round. It raises a
+    RuntimeError that says so, rather than look again forever (a hang that even pytest's
+    report of the failure, which takes the dict's repr, would not survive)."""
+    if "cffi" not in backend.__name__:
+        pytest.skip("white-box test of the cffi backend's ticket dict")
+    d = backend.ConcurrentDict()
+    d[Collides("other")] = d["other"] = "another key"
+    d[key] = "value"
+    (vt,) = [vt for vt, pair in d._ftu_objects.items() if pair[0] is key]
+    del d._ftu_objects[vt]  # what a broken write would leave
+    for read in (lambda: d[key], lambda: d.get(key), lambda: key in d, repr, list, lambda d: d.items(),
+                 lambda: d.setdefault(key, 1), lambda: d.pop(key)):
+        with pytest.raises(RuntimeError, match=f"value ticket {vt} has no"):
+            read(d) if read in (repr, list) or "d" in read.__code__.co_varnames else read()
+    try:
+        d[key] = "replaced"  # a store raises the same, or replaces the entry whole
+    except RuntimeError as error:
+        assert f"value ticket {vt} has no" in str(error)
+    else:
+        assert d[key] == "replaced" and len(d._ftu_objects) == len(d) == 3
 
 
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="finalized at once only with reference counting")

@@ -144,6 +144,38 @@ else:
         return ffi.gc(pointer, free)
 
 
+# ---- records of calls ----------------------------------------------------------------------
+# A call into the core that changes a container (a push, a pop, an insert, a dict write)
+# gets a record of its own (ftu_cffi_record, see cffi_build.py), in which the core writes
+# the ticket it put in and the one it took out. The call's exception handler reads it to
+# learn whether the change was made (an exception can strike right after the core
+# returns: a signal handler's, or a MemoryError making the result). No other call writes
+# to it meanwhile, however many a finalizer or a signal handler of the same thread makes
+# before raising: each takes a record of its own. So a record is given back to RECORDS
+# only once its call's handler can no longer read it (after the call's try statement);
+# one an exception skips is left to the garbage collector. The list is shared by the
+# threads: pop and append are atomic, and a record popped belongs to its call alone.
+# Used as, inline (a Python-level helper call would cost as much as the call into the
+# core on the fast paths):
+#
+#     try:
+#         record = take_record()
+#     except IndexError:
+#         record = new_record()
+#     ... the call and its try statement ...
+#     try:
+#         give_record(record)
+#     except MemoryError:  # growing the list: the change is made, the record is not needed
+#         pass
+RECORDS = []
+take_record = RECORDS.pop
+give_record = RECORDS.append
+
+
+def new_record():
+    return ffi.new("ftu_cffi_record *")
+
+
 # ---- construction ------------------------------------------------------------------------
 # The arguments of a call to a class go to __new__ and __init__ alike. As object.__new__
 # and object.__init__ do, each of ours takes them as its own unless a subclass overrides

@@ -31,7 +31,7 @@ from functools import partial
 from itertools import compress
 
 from ft_utils._exceptions import Empty, Full, ShutDown
-from ft_utils.cffi_backend._api import ffi, lib, owned
+from ft_utils.cffi_backend._api import ffi, give_record, lib, new_record, owned, take_record
 from ft_utils.cffi_backend._blocking import (  # noqa: F401  (FOREVER, deadline: used by the templates)
     FOREVER, MISSING, MISSING_ARGS, NO_WAIT, TICKETS, call_blocking, deadline, wait)
 
@@ -41,10 +41,10 @@ _peek = lib.ftu_cffi_quick_queue_peek
 _take_if = lib.ftu_cffi_queue_take_if
 _take = lib.ftu_cffi_quick_queue_take
 _took = lib.ftu_cffi_quick_queue_took
+_put_in = lib.ftu_cffi_quick_put_in
 _drain = lib.ftu_cffi_queue_drain
 _push_now = lib.ftu_cffi_quick_queue_push
 _push = lib.ftu_cffi_queue_push
-_pushed = lib.ftu_cffi_queue_pushed
 _wait_pop = lib.ftu_queue_wait_pop
 _state = lib.ftu_queue_state
 _OK = lib.FTU_OK
@@ -57,21 +57,30 @@ _SHUT_IMMEDIATE = lib.FTU_QUEUE_SHUT_IMMEDIATE
 # the common case); {queue} is the ObjectQueue; {deadline} is evaluated only if the first
 # try failed. The try covers every step from the dict's insertion to the end of the slow
 # part: an exception anywhere in it (a signal handler's, between any two steps) leaves
-# the object in the dict only if its ticket went into the core, where a pop will look.
+# the object in the dict only if the call's record says its ticket went into the core,
+# where a pop will look (see _api.py, "records": given back after the try only).
 PUSH = '''
 def {name}({parameters}):
     {prologue}
     queue = {queue}
     objects = queue.objects
-    ticket = next(TICKETS)
-    objects[ticket] = {value}
     try:
-        status = _push_now(queue.queue, ticket)
+        record = take_record()
+    except IndexError:
+        record = new_record()
+    ticket = next(TICKETS)
+    try:
+        objects[ticket] = {value}
+        status = _push_now(queue.queue, ticket, record)
         if status:  # not FTU_OK (0)
-            return queue.push_rest(objects, ticket, status, {deadline})
+            return queue.push_rest(objects, ticket, status, {deadline}, record)
     except BaseException:
-        queue.forget(objects, ticket)
+        queue.forget(objects, ticket, record)
         raise
+    try:
+        give_record(record)
+    except MemoryError:
+        pass
     if not queue.hint:  # the queue was empty, or its hint was spent
         queue.hint = ticket
 '''
@@ -79,25 +88,31 @@ def {name}({parameters}):
 # A pop. {deadline} reads the arguments (and rejects bad ones) before anything is taken.
 # Each round tries one ticket whose int is made: the take is one call, and what may fail
 # after it is the making of the next head's int only. After such a MemoryError, or an
-# exception a signal handler raised right after the call, the core says whether this
-# thread took the ticket: if it did, the object is handed over after a MemoryError (only
+# exception a signal handler raised right after the call, the call's record says whether
+# it took the ticket: if it did, the object is handed over after a MemoryError (only
 # the hint was lost), and dropped (released, not kept alive out of sight) after another
 # exception, as a result struck on its way back to the caller is lost. The arguments of
 # the take are one tuple made before it: a call with *args allocates nothing, so the
-# handler's call cannot fail for want of memory.
+# handler's call cannot fail for want of memory. The record is given back once the
+# object has left the dict, after the try.
 POP = '''
 def {name}({parameters}):
     deadline_ns = {deadline}
     queue = {queue}
     objects = queue.objects
     expected = queue.hint
+    try:
+        record = take_record()
+    except IndexError:
+        record = new_record()
     while True:
-        args = (queue.queue, expected)
+        args = (queue.queue, expected, record)
         try:
             following = _take(*args)
             if following >= 0:
                 queue.hint = following
-                return objects.pop(expected)
+                value = objects.pop(expected)
+                break
         except MemoryError:
             if not _took(*args):
                 raise
@@ -111,6 +126,11 @@ def {name}({parameters}):
                 objects.pop(expected, None)
             raise
         expected = queue.next_head(deadline_ns)
+    try:
+        give_record(record)
+    except MemoryError:
+        pass
+    return value
 '''
 
 
@@ -150,12 +170,13 @@ class ObjectQueue:
     # push(value, deadline_ns): waits until the deadline for room in a full bounded queue
     push = method(PUSH, "ObjectQueue.push", "self, value, deadline_ns", queue="self", deadline="deadline_ns")
 
-    def push_rest(self, objects, ticket, status, deadline_ns):
+    def push_rest(self, objects, ticket, status, deadline_ns, record):
         """After a first try that failed with status: waits for room until the deadline,
-        or takes the object out of the dict and raises. Called inside PUSH's try."""
+        or takes the object out of the dict and raises. Called inside PUSH's try (which
+        keeps the record)."""
         if status == _TIMEOUT and deadline_ns != NO_WAIT:
             # partial, not a lambda: no closure cells (see take_prepared)
-            status = call_blocking(partial(_push, self.queue, ticket), deadline_ns)
+            status = call_blocking(partial(_push, self.queue, ticket, record), deadline_ns)
         if status == _OK:
             return
         del objects[ticket]
@@ -165,9 +186,10 @@ class ObjectQueue:
             raise ShutDown
         raise MemoryError("cannot grow the queue")
 
-    def forget(self, objects, ticket):
-        """After an exception in a push: keep the object only if its ticket went in."""
-        if not _pushed(self.queue, ticket):
+    def forget(self, objects, ticket, record):
+        """After an exception in a push: keep the object only if the push's record says
+        its ticket went in."""
+        if not _put_in(record, ticket):
             objects.pop(ticket, None)
 
     def next_head(self, deadline_ns):

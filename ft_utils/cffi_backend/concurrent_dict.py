@@ -17,8 +17,9 @@ There is no lock of the binding's. Each write is cut so that a signal handler th
 anything held or half done: the pair of a new ticket enters the dict before the core
 sees the ticket, and leaves it again unless the core accepted it; the pair of the ticket
 a write replaced or removed leaves the dict right after the write, by the thread that
-made it, or in its exception handler if an exception struck in between (the core
-records, per thread, which tickets its writes let go: see cffi_build.py). A reader that
+made it, or in its exception handler if an exception struck in between (each write has a
+record of its own, in which the core writes the tickets it put in and let go: see
+_api.py, "records"). A reader that
 finds a value ticket gone (replaced or removed meanwhile) looks again: tickets are never
 reused.
 
@@ -37,7 +38,8 @@ from operator import itemgetter
 from types import GenericAlias
 
 from ft_utils import _reconstruct
-from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
+from ft_utils.cffi_backend._api import (document, ffi, give_record, init_takes_arguments, lib, new_record,
+                                        new_takes_arguments, owned, take_record)
 from ft_utils.cffi_backend._blocking import MISSING, TICKETS
 
 DEFAULT_SCALING = 17
@@ -60,10 +62,9 @@ _remove = lib.ftu_cffi_map_remove
 _add = lib.ftu_cffi_map_add
 _swap = lib.ftu_cffi_map_swap
 _drop = lib.ftu_cffi_map_drop
-_status = lib.ftu_cffi_map_status
 _cursor_of = lib.ftu_cffi_map_cursor_of
-_accepted = lib.ftu_cffi_map_accepted
-_let_go = lib.ftu_cffi_map_let_go
+_put_in = lib.ftu_cffi_quick_put_in
+_took_out = lib.ftu_cffi_quick_took_out
 _get_word = lib.ftu_cffi_map_get_word
 _OK = lib.FTU_OK
 _NO_MEMORY = lib.FTU_NO_MEMORY
@@ -110,6 +111,30 @@ def _arguments(scaling=DEFAULT_SCALING, dictionary=None):
 
 def _no_memory():
     return MemoryError("cannot grow the ConcurrentDict")
+
+
+def _stranded(vt):
+    """A value ticket that the table held before and after its pair was found missing:
+    held all along (a ticket enters the table once and leaves it once), so its pair is
+    lost. No write can do that; a reader raises this rather than look again forever."""
+    return RuntimeError(f"ConcurrentDict: the entry of value ticket {vt} has no (key, value) pair "
+                        "(an internal error of the cffi backend: please report it)")
+
+
+def _record():
+    """A record for one write (see _api.py, "records"; the fast paths inline this)."""
+    try:
+        return take_record()
+    except IndexError:
+        return new_record()
+
+
+def _give(record):
+    """Gives a write's record back, once its exception handler can no longer read it."""
+    try:
+        give_record(record)
+    except MemoryError:  # growing the free list: the write is done all the same
+        pass
 
 
 def _found_buffer():
@@ -241,6 +266,7 @@ class ConcurrentDict:
         """(key ticket, value ticket, (key, value), version) of the entry equal to key, or
         (None, None, None, version) if there is none."""
         m, objects = self._ftu_map, self._ftu_objects
+        missed = None  # the value ticket whose pair the last round found gone
         while True:
             free, found = _found_buffer()
             n = _lookup(m, h, found)
@@ -252,8 +278,11 @@ class ConcurrentDict:
                 kt, vt, version = found.keys[0], found.values[0], found.version
                 free.append(found)
                 pair = objects.get(vt)
-                if pair is None:
-                    continue  # replaced or removed since the lookup: look again
+                if pair is None:  # replaced or removed since the lookup: look again
+                    if vt == missed:
+                        raise _stranded(vt)
+                    missed = vt
+                    continue
                 stored = pair[0]
                 if stored is key or stored == key:
                     return kt, vt, pair, version
@@ -262,8 +291,11 @@ class ConcurrentDict:
             version, entries = _entries(m, h)  # several keys share the hash (or no memory)
             for kt, vt in entries:
                 pair = objects.get(vt)
-                if pair is None:
-                    break  # replaced or removed since the lookup: look again
+                if pair is None:  # replaced or removed since the lookup: look again
+                    if vt == missed:
+                        raise _stranded(vt)
+                    missed = vt
+                    break
                 stored = pair[0]
                 if stored is key or stored == key:
                     return kt, vt, pair, version
@@ -328,48 +360,55 @@ class ConcurrentDict:
                     return False
             elif expected is not MISSING:
                 return False
+            record = _record()
             new = next(TICKETS)
             try:
                 if pair is not None:
                     objects[new] = (pair[0], value)  # the stored key stays, as in a dict
                     # the core replaces vt by new only if the entry still holds vt
-                    if _replace(m, h, kt, vt, new):
+                    status = _replace(m, h, kt, vt, new, record)
+                    if status == _OK:
                         objects.pop(vt, None)
-                        return True
                 else:
                     kt = _key_word(key)
                     objects[new] = (key, value)
-                    if _insert(m, h, kt, new, version):
-                        return MISSING if only_if_absent else True
-                status = _status()
-                del objects[new]
+                    status = _insert(m, h, kt, new, version, record)
+                if status != _OK:
+                    del objects[new]
             except BaseException:
-                self._settle(h, new, vt)
+                self._settle(record, new, vt)
                 raise
+            _give(record)
+            if status == _OK:
+                return MISSING if only_if_absent else True
             if status == _NO_MEMORY:
                 raise _no_memory()
             # else the entry or its stripe changed since the lookup: look again
 
-    def _settle(self, h, new, vt):
+    def _settle(self, record, new, vt):
         """After an exception in a write (interrupted, or out of memory): new's pair stays
-        only if the core took new, and vt's pair leaves if this thread's write let vt go
-        (the core keeps a few of each per thread: a finalizer or a signal handler may have
-        written since)."""
-        m, objects = self._ftu_map, self._ftu_objects
-        if new is not None and not _accepted(m, new):
+        only if the write's record says the core took new, and vt's pair leaves if it says
+        the write let vt go."""
+        objects = self._ftu_objects
+        if new is not None and not _put_in(record, new):
             objects.pop(new, None)
-        if vt is not None and _let_go(m, vt):
+        if vt is not None and _took_out(record, vt):
             objects.pop(vt, None)
 
     def _remove_entry(self, h, kt, vt):
         """Removes the entry kt if it still holds vt: the pair removed, or None."""
+        record = _record()
         try:
-            if _remove(self._ftu_map, h, kt, vt):
-                return self._ftu_objects.pop(vt)
+            status = _remove(self._ftu_map, h, kt, vt, record)
+            if status == _OK:
+                removed = self._ftu_objects.pop(vt)
         except BaseException:
-            self._settle(h, None, vt)
+            self._settle(record, None, vt)
             raise
-        if _status() == _NO_MEMORY:
+        _give(record)
+        if status == _OK:
+            return removed
+        if status == _NO_MEMORY:
             raise _no_memory()
         return None
 
@@ -412,20 +451,24 @@ class ConcurrentDict:
                     del stored
                 del pair
         if vt >= 0:
+            record = _record()
             new = next(TICKETS)
             try:
                 objects[new] = (key, value)
                 if vt == 0:
-                    if _add(m, h, word or next(TICKETS), new):
-                        return
-                elif _swap(m, h, vt, new):
-                    objects.pop(vt, None)
-                    return
-                status = _status()
-                del objects[new]
+                    status = _add(m, h, word or next(TICKETS), new, record)
+                else:
+                    status = _swap(m, h, vt, new, record)
+                    if status == _OK:
+                        objects.pop(vt, None)
+                if status != _OK:
+                    del objects[new]
             except BaseException:
-                self._settle(h, new, vt or None)
+                self._settle(record, new, vt or None)
                 raise
+            _give(record)
+            if status == _OK:
+                return
             if status == _NO_MEMORY:
                 raise _no_memory()
         self._store(key, value, h)
@@ -447,14 +490,18 @@ class ConcurrentDict:
                     vt = -1  # changed meanwhile, or another key of the same hash
                 del pair
         if vt > 0:
+            record = _record()
             try:
-                if _drop(m, h, vt):
+                status = _drop(m, h, vt, record)
+                if status == _OK:
                     objects.pop(vt)
-                    return
             except BaseException:
-                self._settle(h, None, vt)
+                self._settle(record, None, vt)
                 raise
-            if _status() == _NO_MEMORY:
+            _give(record)
+            if status == _OK:
+                return
+            if status == _NO_MEMORY:
                 raise _no_memory()
         elif vt == 0:
             raise KeyError(key)
@@ -559,12 +606,16 @@ class ConcurrentDict:
     def _current(self, h, kt):
         """(value ticket, pair) of the entry whose key ticket is kt, or (None, None)."""
         objects = self._ftu_objects
+        missed = None
         while True:
             for key_ticket, vt in _entries(self._ftu_map, h)[1]:
                 if key_ticket == kt:
                     pair = objects.get(vt)
                     if pair is not None:
                         return vt, pair
+                    if vt == missed:
+                        raise _stranded(vt)
+                    missed = vt
                     break  # replaced again meanwhile: look again
             else:
                 return None, None

@@ -6,7 +6,8 @@ import operator
 from functools import partial
 from itertools import compress
 
-from ft_utils.cffi_backend._api import document, ffi, init_takes_arguments, lib, new_takes_arguments, owned
+from ft_utils.cffi_backend._api import (document, ffi, give_record, init_takes_arguments, lib, new_record,
+                                        new_takes_arguments, owned, take_record)
 from ft_utils.cffi_backend._blocking import FOREVER, MISSING, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
@@ -17,7 +18,7 @@ _peek = lib.ftu_cffi_gather_peek
 _advance = lib.ftu_cffi_gather_advance
 _wait = lib.ftu_gather_wait
 _insert = lib.ftu_cffi_gather_insert
-_inserted = lib.ftu_cffi_gather_inserted
+_put_in = lib.ftu_cffi_quick_put_in
 _fail = lib.ftu_gather_fail
 
 
@@ -70,9 +71,13 @@ class ConcurrentGatheringIterator:
                 raise TypeError(f"insert() key must be an int, not {type(key).__name__}")
             if not 0 <= key <= _INT64_MAX:
                 raise ValueError(f"insert() key must be between 0 and 2**63 - 1, not {key!r}")
+            try:
+                record = take_record()
+            except IndexError:
+                record = new_record()
             ticket = next(TICKETS)
             self._ftu_objects[ticket] = value
-            status = _insert(gather, key, ticket)
+            status = _insert(gather, key, ticket, record)
             if status != lib.FTU_OK:
                 del self._ftu_objects[ticket]
                 if status == lib.FTU_DUPLICATE:
@@ -80,13 +85,19 @@ class ConcurrentGatheringIterator:
                 raise MemoryError("cannot grow the gatherer")
         except BaseException:
             # Interrupted after the value went in (a signal handler raised): it is there,
-            # nothing failed. Otherwise forget the value and fail the gatherer.
-            if ticket is not None and _inserted(gather, ticket):
+            # nothing failed (the call's record says so, whatever calls were made
+            # meanwhile: see _api.py, "records"). Otherwise forget the value and fail the
+            # gatherer.
+            if ticket is not None and _put_in(record, ticket):
                 raise
             if ticket is not None:
                 self._ftu_objects.pop(ticket, None)
             _fail(gather)
             raise
+        try:
+            give_record(record)
+        except MemoryError:
+            pass
 
     def iterator(self, /, max_key, clear=True):
         return ConcurrentGatheringIteratorPass(self, _max_key(max_key, "iterator"), bool(clear), False)
