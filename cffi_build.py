@@ -71,27 +71,30 @@ int ftu_cffi_holds_gil(void);
 int64_t ftu_cffi_gather_peek(ftu_gather *g, const int64_t *key_cell, int64_t max_key);
 int ftu_cffi_gather_advance(ftu_gather *g, int64_t *key_cell, int clear, uint64_t ticket);
 int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket, ftu_cffi_record *record);
-int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash);
-int64_t ftu_cffi_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found);
-int64_t ftu_cffi_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *values, int64_t cap,
+int64_t ftu_cffi_quick_map_get1(ftu_map *m, int64_t hash);
+int64_t ftu_cffi_quick_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found);
+int64_t ftu_cffi_quick_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *values, int64_t cap,
                               int64_t *version);
-int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan);
-int64_t ftu_cffi_map_scan_n(ftu_map *m, int64_t *cursor, int *done, int64_t *hashes, int64_t *keys,
+int64_t ftu_cffi_quick_map_scan(ftu_map *m, ftu_cffi_scan *scan);
+int64_t ftu_cffi_quick_map_scan_n(ftu_map *m, int64_t *cursor, int *done, int64_t *hashes, int64_t *keys,
                             int64_t *values, int64_t cap);
-int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version,
+int ftu_cffi_quick_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version,
                         ftu_cffi_record *record);
-int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value,
+int ftu_cffi_quick_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value,
                          ftu_cffi_record *record);
-int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected, ftu_cffi_record *record);
-int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record);
-int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value, ftu_cffi_record *record);
-int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi_record *record);
-int64_t ftu_cffi_map_cursor_of(int64_t hash);
-int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key);
+int ftu_cffi_quick_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected, ftu_cffi_record *record);
+int ftu_cffi_quick_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record);
+int ftu_cffi_quick_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value, ftu_cffi_record *record);
+int ftu_cffi_quick_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi_record *record);
+int64_t ftu_cffi_quick_map_cursor_of(int64_t hash);
+int64_t ftu_cffi_quick_map_size(ftu_map *m);
+int64_t ftu_cffi_quick_map_get_word(ftu_map *m, int64_t hash, int64_t key);
 """
 
-# The functions named ftu_cffi_quick_*: calls that never wait and hold no lock of the
-# core for more than a few instructions. On CPython, cffi releases the GIL around every
+# The functions named ftu_cffi_quick_*: calls that never wait (a queue's push, take and
+# peek; the ConcurrentDict's lookups, scans and writes, which hold a lock of one stripe
+# of the table while they change it, and grow or shrink the table at times; the reads
+# of a call's record). On CPython, cffi releases the GIL around every
 # call (Py_BEGIN_ALLOW_THREADS in each function's wrapper, which it writes after this
 # source); releasing and taking it back costs more than these calls themselves (85-100 ns
 # of a 110 ns call, with the GIL). Their wrappers keep it, as the native extension does
@@ -250,7 +253,7 @@ int ftu_cffi_gather_insert(ftu_gather *g, int64_t key, uint64_t ticket, ftu_cffi
 
 /* The value ticket of the one entry with this hash (> 0), 0 if there is none, -1 if there
  * are several (or no memory): then the caller looks them all up. */
-int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash) {
+int64_t ftu_cffi_quick_map_get1(ftu_map *m, int64_t hash) {
     uint64_t key, value;
     int64_t n = ftu_map_lookup(m, (uint64_t)hash, &key, &value, 1, NULL);
     return n == 1 ? (int64_t)value : n == 0 ? 0 : -1;
@@ -260,7 +263,7 @@ int64_t ftu_cffi_map_get1(ftu_map *m, int64_t hash) {
  * compare itself (an exact int: see concurrent_dict.py, _INT_WORDS); 0 if no entry has
  * this hash; -1 if entries of this hash hold other keys only (one of them may be equal to
  * the key under another type, 1.0 for 1: the caller compares them), or out of memory. */
-int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key) {
+int64_t ftu_cffi_quick_map_get_word(ftu_map *m, int64_t hash, int64_t key) {
     uint64_t keys[4], values[4];
     int64_t n = ftu_map_lookup(m, (uint64_t)hash, keys, values, 4, NULL);
     for (int64_t i = 0; i < n && i < 4; i++)
@@ -268,38 +271,38 @@ int64_t ftu_cffi_map_get_word(ftu_map *m, int64_t hash, int64_t key) {
     return n == 0 ? 0 : -1;
 }
 
-int64_t ftu_cffi_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found) {
+int64_t ftu_cffi_quick_map_lookup(ftu_map *m, int64_t hash, ftu_cffi_found *found) {
     return ftu_map_lookup(m, (uint64_t)hash, (uint64_t *)found->keys, (uint64_t *)found->values, 16,
                           (uint64_t *)&found->version);
 }
 
-int64_t ftu_cffi_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *values, int64_t cap,
+int64_t ftu_cffi_quick_map_lookup_n(ftu_map *m, int64_t hash, int64_t *keys, int64_t *values, int64_t cap,
                               int64_t *version) {
     return ftu_map_lookup(m, (uint64_t)hash, (uint64_t *)keys, (uint64_t *)values, cap, (uint64_t *)version);
 }
 
-int64_t ftu_cffi_map_scan_n(ftu_map *m, int64_t *cursor, int *done, int64_t *hashes, int64_t *keys,
+int64_t ftu_cffi_quick_map_scan_n(ftu_map *m, int64_t *cursor, int *done, int64_t *hashes, int64_t *keys,
                             int64_t *values, int64_t cap) {
     return ftu_map_scan(m, (uint64_t *)cursor, done, (uint64_t *)hashes, (uint64_t *)keys, (uint64_t *)values,
                         cap);
 }
 
-int64_t ftu_cffi_map_scan(ftu_map *m, ftu_cffi_scan *scan) {
-    return ftu_cffi_map_scan_n(m, &scan->cursor, &scan->done, scan->hashes, scan->keys, scan->values, 64);
+int64_t ftu_cffi_quick_map_scan(ftu_map *m, ftu_cffi_scan *scan) {
+    return ftu_cffi_quick_map_scan_n(m, &scan->cursor, &scan->done, scan->hashes, scan->keys, scan->values, 64);
 }
 
 /* The writes: each answers the core's status (FTU_OK if it went in; FTU_RETRY: the entry
  * or its stripe changed since the lookup; FTU_NO_MEMORY), and records in `record` the
  * value ticket it put in (in) and the one it replaced or removed (out): the pair of `in`
  * stays in the Python dict, the pair of `out` leaves it, by this call's caller. */
-int ftu_cffi_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version,
+int ftu_cffi_quick_map_insert(ftu_map *m, int64_t hash, int64_t key, int64_t value, int64_t version,
                         ftu_cffi_record *record) {
     int status = ftu_map_insert(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, (uint64_t)version, NULL);
     if (status == FTU_OK) record->in = value;
     return status;
 }
 
-int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value,
+int ftu_cffi_quick_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected, int64_t value,
                          ftu_cffi_record *record) {
     uint64_t previous;
     int status = ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, 1, (uint64_t)expected,
@@ -311,7 +314,7 @@ int ftu_cffi_map_replace(ftu_map *m, int64_t hash, int64_t key, int64_t expected
     return status;
 }
 
-int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected, ftu_cffi_record *record) {
+int ftu_cffi_quick_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected, ftu_cffi_record *record) {
     uint64_t previous;
     int status = ftu_map_remove(m, (uint64_t)hash, (uint64_t)key, 1, (uint64_t)expected, &previous, NULL);
     if (status == FTU_OK) record->out = expected;
@@ -319,8 +322,8 @@ int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected,
 }
 
 /* The fast paths of d[k] = v and del d[k], for a key found as the one entry of its hash
- * (ftu_cffi_map_get1) and compared equal by the caller, or found by its key word
- * (ftu_cffi_map_get_word): no key ticket and no version to carry back to Python. add:
+ * (ftu_cffi_quick_map_get1) and compared equal by the caller, or found by its key word
+ * (ftu_cffi_quick_map_get_word): no key ticket and no version to carry back to Python. add:
  * adds (hash, key, value) if no entry has this hash (key is a new ticket or the key's own
  * word). swap and drop replace or remove the entry that holds value ticket `expected`
  * (value tickets are unique: it is the entry the caller compared). FTU_RETRY: the table
@@ -328,21 +331,23 @@ int ftu_cffi_map_remove(ftu_map *m, int64_t hash, int64_t key, int64_t expected,
  * write is in, nothing is left to allocate (every ticket's int was made before the call),
  * so no MemoryError can follow a write that went in. Tickets start at 1: no key ticket is
  * FTU_MAP_ANY_KEY. */
-int ftu_cffi_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record) {
+int ftu_cffi_quick_map_add(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record) {
     int status = ftu_map_add(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, NULL);
     if (status == FTU_OK) record->in = value;
     return status;
 }
 
-int ftu_cffi_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value, ftu_cffi_record *record) {
-    return ftu_cffi_map_replace(m, hash, FTU_MAP_ANY_KEY, expected, value, record);
+int ftu_cffi_quick_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t value, ftu_cffi_record *record) {
+    return ftu_cffi_quick_map_replace(m, hash, FTU_MAP_ANY_KEY, expected, value, record);
 }
 
-int ftu_cffi_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi_record *record) {
-    return ftu_cffi_map_remove(m, hash, FTU_MAP_ANY_KEY, expected, record);
+int ftu_cffi_quick_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi_record *record) {
+    return ftu_cffi_quick_map_remove(m, hash, FTU_MAP_ANY_KEY, expected, record);
 }
 
-int64_t ftu_cffi_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }
+int64_t ftu_cffi_quick_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }
+
+int64_t ftu_cffi_quick_map_size(ftu_map *m) { return ftu_map_size(m); }
 
 """ + QUICK_SOURCE
 

@@ -51,21 +51,22 @@ _scratch = threading.local()  # .found: a list of ftu_cffi_found buffers free fo
 
 # Bound once: a first access to an attribute of lib builds it, which can fail for want of
 # memory, and these are used where a failure would strand an object.
-_get1 = lib.ftu_cffi_map_get1
-_lookup = lib.ftu_cffi_map_lookup
-_lookup_n = lib.ftu_cffi_map_lookup_n
-_scan_n = lib.ftu_cffi_map_scan_n
-_scan = lib.ftu_cffi_map_scan
-_insert = lib.ftu_cffi_map_insert
-_replace = lib.ftu_cffi_map_replace
-_remove = lib.ftu_cffi_map_remove
-_add = lib.ftu_cffi_map_add
-_swap = lib.ftu_cffi_map_swap
-_drop = lib.ftu_cffi_map_drop
-_cursor_of = lib.ftu_cffi_map_cursor_of
+_get1 = lib.ftu_cffi_quick_map_get1
+_lookup = lib.ftu_cffi_quick_map_lookup
+_lookup_n = lib.ftu_cffi_quick_map_lookup_n
+_scan_n = lib.ftu_cffi_quick_map_scan_n
+_scan = lib.ftu_cffi_quick_map_scan
+_insert = lib.ftu_cffi_quick_map_insert
+_replace = lib.ftu_cffi_quick_map_replace
+_remove = lib.ftu_cffi_quick_map_remove
+_add = lib.ftu_cffi_quick_map_add
+_swap = lib.ftu_cffi_quick_map_swap
+_drop = lib.ftu_cffi_quick_map_drop
+_cursor_of = lib.ftu_cffi_quick_map_cursor_of
 _put_in = lib.ftu_cffi_quick_put_in
 _took_out = lib.ftu_cffi_quick_took_out
-_get_word = lib.ftu_cffi_map_get_word
+_get_word = lib.ftu_cffi_quick_map_get_word
+_size = lib.ftu_cffi_quick_map_size
 _OK = lib.FTU_OK
 _NO_MEMORY = lib.FTU_NO_MEMORY
 _AT_ONCE = lib.FTU_MAP_RELEASE_AT_ONCE
@@ -82,7 +83,7 @@ _hash_and_pair, _pair = itemgetter(0, 3), itemgetter(3)
 # it in the core whatever path stored it: k + 2**62 for k >= 0, else k. Tickets count up
 # from 1 and never get near 2**62, and no key word is 0 (FTU_MAP_ANY_KEY). The core then
 # compares such keys itself (two exact ints are equal if and only if their words are), so
-# d[k] = v and del d[k] find the entry with no comparison in Python (ftu_cffi_map_get_word);
+# d[k] = v and del d[k] find the entry with no comparison in Python (ftu_cffi_quick_map_get_word);
 # keys of other types, and an int stored while an equal key of another type (1.0, True)
 # holds its place, go through the comparisons.
 _INT_WORDS = 1 << 62
@@ -338,7 +339,7 @@ class ConcurrentDict:
         return self._get_pair(key) is not None
 
     def __len__(self):
-        return lib.ftu_map_size(self._ftu_map)
+        return _size(self._ftu_map)
 
     def get(self, key, default=None, /):
         pair = self._get_pair(key)
