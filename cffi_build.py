@@ -56,6 +56,10 @@ typedef struct ftu_cffi_scan {
 
 BINDING_CDEF = BINDING_STRUCTS + """
 int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired);
+void ftu_cffi_exiting(void);
+void ftu_cffi_queue_free(ftu_queue *q);
+void ftu_cffi_map_free(ftu_map *m);
+void ftu_cffi_gather_free(ftu_gather *g);
 int ftu_cffi_quick_put_in(const ftu_cffi_record *record, int64_t ticket);
 int ftu_cffi_quick_took_out(const ftu_cffi_record *record, int64_t ticket);
 int64_t ftu_cffi_queue_peek(ftu_queue *q);
@@ -89,6 +93,10 @@ int ftu_cffi_quick_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi
 int64_t ftu_cffi_quick_map_cursor_of(int64_t hash);
 int64_t ftu_cffi_quick_map_size(ftu_map *m);
 int64_t ftu_cffi_quick_map_get_word(ftu_map *m, int64_t hash, int64_t key);
+int ftu_cffi_quick_map_put_word(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record);
+int ftu_cffi_quick_map_put_word_done(ftu_map *m, int64_t hash, int64_t key, int64_t value,
+                                     const ftu_cffi_record *record);
+int ftu_cffi_quick_map_undo_put(ftu_map *m, int64_t hash, int64_t key, int64_t value, const ftu_cffi_record *record);
 """
 
 # The functions named ftu_cffi_quick_*: calls that never wait (a queue's push, take and
@@ -132,8 +140,31 @@ int ftu_cffi_holds_gil(void) { return -1; }
 BINDING_SOURCE = r"""
 #include "ftu.h"
 
+#include <stdatomic.h>
 #include <string.h>
 """ + BINDING_STRUCTS + r"""
+/* The frees of the core objects the binding's handles own (see ft_utils/cffi_backend/
+ * _api.py, "freeing core objects"), which do nothing once the interpreter exits (an
+ * atexit function calls ftu_cffi_exiting). CPython's last collection at exit runs no
+ * gc.callbacks, so the binding cannot keep a handle from being finalized, and freed,
+ * before the __del__ of another object of the same garbage uses its queue, map or
+ * gatherer. What is left then is the process's to reclaim. */
+static _Atomic int exiting;
+
+void ftu_cffi_exiting(void) { atomic_store(&exiting, 1); }
+
+void ftu_cffi_queue_free(ftu_queue *q) {
+    if (!atomic_load(&exiting)) ftu_queue_free(q);
+}
+
+void ftu_cffi_map_free(ftu_map *m) {
+    if (!atomic_load(&exiting)) ftu_map_free(m);
+}
+
+void ftu_cffi_gather_free(ftu_gather *g) {
+    if (!atomic_load(&exiting)) ftu_gather_free(g);
+}
+
 /* compare_exchange that answers whether it swapped (1 or 0: cached small ints), so that
  * nothing is allocated once the cell has changed. */
 int ftu_cffi_i64_cas(int64_t *cell, int64_t expected, int64_t desired) {
@@ -343,6 +374,50 @@ int ftu_cffi_quick_map_swap(ftu_map *m, int64_t hash, int64_t expected, int64_t 
 
 int ftu_cffi_quick_map_drop(ftu_map *m, int64_t hash, int64_t expected, ftu_cffi_record *record) {
     return ftu_cffi_quick_map_remove(m, hash, FTU_MAP_ANY_KEY, expected, record);
+}
+
+/* d[k] = v in one call, for a key whose key word is its own (an exact int: see
+ * concurrent_dict.py, _INT_WORDS), so that the core finds its entry itself: stores value
+ * in the entry of key word `key`, or adds (hash, key, value) if no entry has this hash.
+ * 1 if it did (the record: in = value, out = the value ticket it let go, or 0 if it
+ * added); 0 if entries of this hash hold other keys only (one may be equal to the key
+ * under another type, 1.0 for 1: the caller compares), -1 if out of memory. The caller
+ * makes the int of record->out after the write: if that fails (MemoryError), undo_put
+ * takes the write back. put_word_done and undo_put take the same arguments as put_word,
+ * so that an exception handler calls them with the one tuple it made for put_word,
+ * allocating nothing. */
+int ftu_cffi_quick_map_put_word(ftu_map *m, int64_t hash, int64_t key, int64_t value, ftu_cffi_record *record) {
+    uint64_t previous;
+    int status = ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, 0, 0, &previous, NULL);
+    if (status == FTU_RETRY) { /* no entry has that key word */
+        previous = 0;
+        status = ftu_map_add(m, (uint64_t)hash, (uint64_t)key, (uint64_t)value, NULL);
+    }
+    if (status == FTU_OK) {
+        record->out = (int64_t)previous;
+        record->in = value;
+        return 1;
+    }
+    return status == FTU_NO_MEMORY ? -1 : 0;
+}
+
+/* 1 if the call of put_word with these arguments put `value` in. */
+int ftu_cffi_quick_map_put_word_done(ftu_map *m, int64_t hash, int64_t key, int64_t value,
+                                     const ftu_cffi_record *record) {
+    (void)m, (void)hash, (void)key;
+    return record->in == value;
+}
+
+/* Takes back the write of put_word (with these arguments), if the entry still holds
+ * `value` (no other write came since): restores the value ticket it let go, or removes
+ * the entry it added. 1 if it did; 0 if another write changed the entry since (the first
+ * write happened, and was overwritten) or no memory. */
+int ftu_cffi_quick_map_undo_put(ftu_map *m, int64_t hash, int64_t key, int64_t value, const ftu_cffi_record *record) {
+    uint64_t previous;
+    if (record->out != 0)
+        return ftu_map_replace(m, (uint64_t)hash, (uint64_t)key, (uint64_t)record->out, 1, (uint64_t)value,
+                               &previous, NULL) == FTU_OK;
+    return ftu_map_remove(m, (uint64_t)hash, (uint64_t)key, 1, (uint64_t)value, &previous, NULL) == FTU_OK;
 }
 
 int64_t ftu_cffi_quick_map_cursor_of(int64_t hash) { return (int64_t)ftu_map_cursor_of((uint64_t)hash); }

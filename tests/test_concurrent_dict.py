@@ -772,6 +772,8 @@ def test_cffi_an_exception_right_after_a_write_strands_no_pair(backend, case, ki
     import ft_utils.cffi_backend.concurrent_dict as module
 
     call, operation, after = INTERRUPTED_WRITES[case]
+    if kind == "int" and call in ("_swap", "_add"):
+        call = "_put_word"  # an exact int key is stored in one call
     d = backend.ConcurrentDict()
     key = Collides(WRITTEN_KEYS[kind]) if "sharing" in case else WRITTEN_KEYS[kind]
     if "sharing" in case:
@@ -783,7 +785,7 @@ def test_cffi_an_exception_right_after_a_write_strands_no_pair(backend, case, ki
 
     def then_interrupt(*args):
         status = real(*args)
-        if status == 0:  # FTU_OK: the write went in
+        if status == (1 if call == "_put_word" else 0):  # the write went in
             if nested:
                 monkeypatch.setattr(module, call, real)
                 d["nested"] = "a write of the same thread"

@@ -351,6 +351,43 @@ def test_exit_with_values_still_inside(backend_name, how):
     check_clean_exit(result, ["FILLED"])
 
 
+# At exit CPython's last collection finds a queue, a dict and a gatherer in the same
+# garbage as values whose __del__ uses them (through the module's globals). On cffi the
+# core objects must outlive those __del__ (the collection runs no gc.callbacks there, so
+# the binding's pins do not hold the handles: freed first, they were used after free:
+# a hang on the queue's freed lock, a crash before that).
+EXIT_GARBAGE_SCRIPT = r"""
+import faulthandler
+faulthandler.dump_traceback_later(30, exit=True)
+from ft_utils.concurrency import ConcurrentDict, ConcurrentGatheringIterator, ConcurrentQueue
+
+q, d, g = ConcurrentQueue(), ConcurrentDict(), ConcurrentGatheringIterator()
+
+
+class Value:
+    def __init__(self, n):
+        self.n, self.me = n, self  # a cycle: only the collector frees it
+
+    def __del__(self):
+        q.push(self.n)
+        d[self.n] = self.n
+        g.insert(self.n, self.n)
+        print("__del__", q.pop(timeout=0), d.pop(self.n), flush=True)
+
+
+keep = [Value(n) for n in range(3)]
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_exit_with_finalizers_that_use_containers_of_their_own_garbage(backend_name):
+    result = run_child(EXIT_GARBAGE_SCRIPT, [], backend_name)
+    check_clean_exit(result, ["exiting"])
+    finalized = [line for line in result.stdout.splitlines() if line.startswith("__del__")]
+    assert sorted(finalized) == [f"__del__ {n} {n}" for n in range(3)] or finalized == [], result.stdout
+
+
 # ---------------------------------------------------------------------------------------
 # Fork
 # ---------------------------------------------------------------------------------------

@@ -69,11 +69,20 @@ def document(cls):
 #
 # PyPy has no gc.callbacks, and finalizes an object before those it refers to, once any
 # resurrection is settled: ffi.gc's free runs when the handle is really gone there.
+#
+# At exit CPython runs a last collection without gc.callbacks (in finalize_modules): a
+# handle dead in the same garbage as an object whose __del__ uses its queue would be
+# freed first. So the frees (ftu_cffi_*_free, see cffi_build.py) do nothing once the
+# atexit function below has run: what is left is the process's to reclaim.
 
+import atexit as _atexit
 import gc as _gc
 import sys as _sys
 import weakref as _weakref
 from itertools import chain as _chain, filterfalse as _filterfalse
+
+
+_atexit.register(lib.ftu_cffi_exiting)
 
 
 def _generational():

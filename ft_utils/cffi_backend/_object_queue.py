@@ -162,7 +162,7 @@ class ObjectQueue:
         queue = lib.ftu_queue_new(capacity, flags)
         if queue == ffi.NULL:
             raise MemoryError("cannot allocate a queue")
-        self.queue = owned(queue, lib.ftu_queue_free)
+        self.queue = owned(queue, lib.ftu_cffi_queue_free)
         self.objects = {}
         self.hint = 0
         self._queue_args = (self.queue,)

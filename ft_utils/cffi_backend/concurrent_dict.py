@@ -67,6 +67,9 @@ _put_in = lib.ftu_cffi_quick_put_in
 _took_out = lib.ftu_cffi_quick_took_out
 _get_word = lib.ftu_cffi_quick_map_get_word
 _size = lib.ftu_cffi_quick_map_size
+_put_word = lib.ftu_cffi_quick_map_put_word
+_put_word_done = lib.ftu_cffi_quick_map_put_word_done
+_undo_put = lib.ftu_cffi_quick_map_undo_put
 _OK = lib.FTU_OK
 _NO_MEMORY = lib.FTU_NO_MEMORY
 _AT_ONCE = lib.FTU_MAP_RELEASE_AT_ONCE
@@ -245,7 +248,7 @@ class ConcurrentDict:
         m = lib.ftu_map_new(size, scaling, _AT_ONCE)
         if m == ffi.NULL:
             raise MemoryError("cannot allocate a ConcurrentDict")
-        self._ftu_map = owned(m, lib.ftu_map_free)
+        self._ftu_map = owned(m, lib.ftu_cffi_map_free)
         return self
 
     def __init__(self, *args, **kwargs):
@@ -426,16 +429,53 @@ class ConcurrentDict:
                 return removed
 
     def __setitem__(self, key, value):
-        # The common cases first, in two calls of the core: the entry of the key found as
-        # the one of its hash (compared here) or by the key's word (an exact int: compared
-        # by the core), absent (add) or stored (swap). Anything else (keys sharing a
-        # hash, the table changing meanwhile) takes the general path, _store.
+        # The common cases first. An exact int key in one call of the core, which finds
+        # its entry by the key's own word (put_word). Another key in two: its entry found
+        # as the one of its hash (compared here), absent (add) or stored (swap). Anything
+        # else (keys sharing a hash, the table changing meanwhile) takes the general
+        # path, _store.
         h = hash(key)
         m = self._ftu_map
         objects = self._ftu_objects
         if type(key) is int and -_INT_WORDS <= key < _INT_WORDS:
-            word = key + _INT_WORDS if key >= 0 else key
-            vt = _get_word(m, h, word)
+            # One call: the core finds the entry by the key's own word. Its arguments are
+            # one tuple, made before anything changes, so that the exception handler's
+            # calls (the same arguments) allocate nothing.
+            record = _record()
+            args = (m, h, key + _INT_WORDS if key >= 0 else key, next(TICKETS), record)
+            new = args[3]
+            try:
+                objects[new] = (key, value)
+                done = _put_word(*args)
+                if done > 0:
+                    let_go = record.out  # an int made after the write (see below)
+                    if let_go:
+                        objects.pop(let_go, None)
+                else:
+                    del objects[new]
+            except BaseException as error:
+                # As _settle, but the ticket the write let go is in the record only, and
+                # the one step after the write that can fail for want of memory is making
+                # its int. So after a MemoryError the write is taken back, and the dict
+                # is left as it was, unless another write changed the entry since (then
+                # the write happened, and if the int still cannot be made, the pair it
+                # let go stays in the ticket dict, held until the dict goes). After any
+                # other exception (a signal handler's) the write stands.
+                if not _put_word_done(*args):
+                    objects.pop(new, None)
+                elif type(error) is MemoryError and _undo_put(*args):
+                    objects.pop(new, None)
+                else:
+                    let_go = record.out
+                    if let_go:
+                        objects.pop(let_go, None)
+                raise
+            _give(record)
+            if done > 0:
+                return
+            if done < 0:
+                raise _no_memory()
+            return self._store(key, value, h)  # keys of the same hash, of other types
         else:
             word = 0
             vt = _get1(m, h)

@@ -43,7 +43,7 @@ class ConcurrentGatheringIterator:
         gather = lib.ftu_gather_new()
         if gather == ffi.NULL:
             raise MemoryError("cannot allocate a gatherer")
-        self._ftu_gather = owned(gather, lib.ftu_gather_free)
+        self._ftu_gather = owned(gather, lib.ftu_cffi_gather_free)
         self._ftu_objects = {}
         return self
 
