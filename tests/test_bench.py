@@ -240,6 +240,22 @@ def test_combined_table_of_several_runs(quick, tmp_path, capsys):
     assert "is not the JSON of python -m ft_utils.bench" in capsys.readouterr().err
 
 
+def test_combine_draws_each_runs_plot(quick, tmp_path, capsys):
+    """make bench-all's plots: one per run's JSON, drawn where matplotlib is (a PyPy run
+    may have none)."""
+    pytest.importorskip("matplotlib", reason="matplotlib (ft_utils[bench]) is not installed here "
+                                             "(scripts/bootstrap.sh installs it where a wheel exists)")
+    from ft_utils.bench.report import combine_main
+
+    out, doc = quick
+    path = tmp_path / "gil.json"
+    path.write_text(json.dumps(doc))
+    assert combine_main(["--plot", str(tmp_path / "plots"), str(path)]) == 0
+    png = tmp_path / "plots" / "gil.png"
+    assert f"plot: {png}" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
 @pytest.mark.timeout(90)
 def test_runs_as_a_module_with_plain_progress_lines(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + sys.path))

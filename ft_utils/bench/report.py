@@ -232,7 +232,14 @@ def combine_main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m ft_utils.bench.combine",
                                      description="One table of several `python -m ft_utils.bench --json` runs.")
     parser.add_argument("files", nargs="+", help="JSON files written by --json")
+    parser.add_argument("--plot", metavar="DIR",
+                        help="also draw each run's plot, as its --plot would have, into DIR/NAME.png (NAME: the "
+                             "JSON file's name): a run on an interpreter without matplotlib gets its plot here")
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        missing = matplotlib_missing()
+        if missing is not None:
+            parser.error(missing)
     documents = []
     for name in args.files:
         try:
@@ -248,4 +255,10 @@ def combine_main(argv=None):
         print(f"{i['label']}: {doc['machine_line']}")
     print()
     print(combined_table(documents))
+    if args.plot is not None:
+        os.makedirs(args.plot, exist_ok=True)
+        for name, doc in zip(args.files, documents):
+            path = os.path.join(args.plot, os.path.splitext(os.path.basename(name))[0] + ".png")
+            plot(path, doc["rows"], f"{doc['interpreter']['label']}: {doc['machine_line']}")
+            print(f"plot: {path}")
     return 0
