@@ -222,6 +222,7 @@ while time.monotonic() < end:
             pushed.add(n)
         elif what == "pop":
             if q.empty():
+                armed = False  # (a signal after the loop must not raise)
                 break
             popped.append(q.pop(timeout=0))
             armed = False
