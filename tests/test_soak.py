@@ -69,7 +69,15 @@ def test_the_soak_fails_when_an_invariant_breaks(backend_name, fault):
     else:
         args = ("--seconds", "3")
     code, out, err = run_soak(backend_name, "--inject", fault, *args)
-    assert code == 1, out + err
     assert any(message in err for message in FAULTS[fault]), out + err
+    if code == 3:
+        # A fault may stall what follows it (a dropped item that a join() then waits for;
+        # under load, the threads behind it), and the monitor reports the hang (exit 3):
+        # the soak still failed, and named the fault first. (Seen in fresh clones, on
+        # gil/cffi and on PyPy, with the machine loaded.)
+        first = min(err.index(message) for message in FAULTS[fault] if message in err)
+        assert "HANG: no progress" in err[first:], out + err
+        return
+    assert code == 1, out + err
     assert out.strip().splitlines()[-1].startswith("soak: "), out
     assert not out.strip().splitlines()[-1].endswith(" 0 failed"), out
