@@ -86,9 +86,9 @@ _hash_and_pair, _pair = itemgetter(0, 3), itemgetter(3)
 # it in the core whatever path stored it: k + 2**62 for k >= 0, else k. Tickets count up
 # from 1 and never get near 2**62, and no key word is 0 (FTU_MAP_ANY_KEY). The core then
 # compares such keys itself (two exact ints are equal if and only if their words are), so
-# d[k] = v and del d[k] find the entry with no comparison in Python (ftu_cffi_quick_map_get_word);
-# keys of other types, and an int stored while an equal key of another type (1.0, True)
-# holds its place, go through the comparisons.
+# d[k] = v (ftu_cffi_quick_map_put_word) and del d[k] (ftu_cffi_quick_map_get_word) find
+# the entry with no comparison in Python; keys of other types, and an int stored while an
+# equal key of another type (1.0, True) holds its place, go through the comparisons.
 _INT_WORDS = 1 << 62
 
 
@@ -477,7 +477,6 @@ class ConcurrentDict:
                 raise _no_memory()
             return self._store(key, value, h)  # keys of the same hash, of other types
         else:
-            word = 0
             vt = _get1(m, h)
             if vt > 0:
                 pair = objects.get(vt)
@@ -497,7 +496,7 @@ class ConcurrentDict:
             try:
                 objects[new] = (key, value)
                 if vt == 0:
-                    status = _add(m, h, word or next(TICKETS), new, record)
+                    status = _add(m, h, next(TICKETS), new, record)
                 else:
                     status = _swap(m, h, vt, new, record)
                     if status == _OK:
