@@ -164,8 +164,9 @@ else:
 # only once its call's handler can no longer read it (after the call's try statement);
 # one an exception skips is left to the garbage collector. The list is shared by the
 # threads: pop and append are atomic, and a record popped belongs to its call alone.
-# Used as, inline (a Python-level helper call would cost as much as the call into the
-# core on the fast paths):
+# Used as record = a_record(); ... the call and its try statement ...; give_back(record).
+# The queues' templates inline both (there a Python-level call costs as much as the call
+# into the core):
 #
 #     try:
 #         record = take_record()
@@ -183,6 +184,22 @@ give_record = RECORDS.append
 
 def new_record():
     return ffi.new("ftu_cffi_record *")
+
+
+def a_record():
+    """A record for one call: from the free list, or a new one."""
+    try:
+        return take_record()
+    except IndexError:
+        return new_record()
+
+
+def give_back(record):
+    """Gives a call's record back, once its exception handler can no longer read it."""
+    try:
+        give_record(record)
+    except MemoryError:  # growing the free list: the call is done all the same
+        pass
 
 
 # ---- construction ------------------------------------------------------------------------

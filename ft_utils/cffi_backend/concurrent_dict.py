@@ -38,8 +38,8 @@ from operator import itemgetter
 from types import GenericAlias
 
 from ft_utils import _reconstruct
-from ft_utils.cffi_backend._api import (document, ffi, give_record, init_takes_arguments, lib, new_record,
-                                        new_takes_arguments, owned, take_record)
+from ft_utils.cffi_backend._api import (a_record, document, ffi, give_back, init_takes_arguments, lib,
+                                        new_takes_arguments, owned)
 from ft_utils.cffi_backend._blocking import MISSING, TICKETS
 
 DEFAULT_SCALING = 17
@@ -123,22 +123,6 @@ def _stranded(vt):
     lost. No write can do that; a reader raises this rather than look again forever."""
     return RuntimeError(f"ConcurrentDict: the entry of value ticket {vt} has no (key, value) pair "
                         "(an internal error of the cffi backend: please report it)")
-
-
-def _record():
-    """A record for one write (see _api.py, "records"; the fast paths inline this)."""
-    try:
-        return take_record()
-    except IndexError:
-        return new_record()
-
-
-def _give(record):
-    """Gives a write's record back, once its exception handler can no longer read it."""
-    try:
-        give_record(record)
-    except MemoryError:  # growing the free list: the write is done all the same
-        pass
 
 
 def _found_buffer():
@@ -364,7 +348,7 @@ class ConcurrentDict:
                     return False
             elif expected is not MISSING:
                 return False
-            record = _record()
+            record = a_record()
             new = next(TICKETS)
             try:
                 if pair is not None:
@@ -382,7 +366,7 @@ class ConcurrentDict:
             except BaseException:
                 self._settle(record, new, vt)
                 raise
-            _give(record)
+            give_back(record)
             if status == _OK:
                 return MISSING if only_if_absent else True
             if status == _NO_MEMORY:
@@ -401,7 +385,7 @@ class ConcurrentDict:
 
     def _remove_entry(self, h, kt, vt):
         """Removes the entry kt if it still holds vt: the pair removed, or None."""
-        record = _record()
+        record = a_record()
         try:
             status = _remove(self._ftu_map, h, kt, vt, record)
             if status == _OK:
@@ -409,7 +393,7 @@ class ConcurrentDict:
         except BaseException:
             self._settle(record, None, vt)
             raise
-        _give(record)
+        give_back(record)
         if status == _OK:
             return removed
         if status == _NO_MEMORY:
@@ -441,7 +425,7 @@ class ConcurrentDict:
             # One call: the core finds the entry by the key's own word. Its arguments are
             # one tuple, made before anything changes, so that the exception handler's
             # calls (the same arguments) allocate nothing.
-            record = _record()
+            record = a_record()
             args = (m, h, key + _INT_WORDS if key >= 0 else key, next(TICKETS), record)
             new = args[3]
             try:
@@ -470,7 +454,7 @@ class ConcurrentDict:
                     if let_go:
                         objects.pop(let_go, None)
                 raise
-            _give(record)
+            give_back(record)
             if done > 0:
                 return
             if done < 0:
@@ -491,7 +475,7 @@ class ConcurrentDict:
                     del stored
                 del pair
         if vt >= 0:
-            record = _record()
+            record = a_record()
             new = next(TICKETS)
             try:
                 objects[new] = (key, value)
@@ -506,7 +490,7 @@ class ConcurrentDict:
             except BaseException:
                 self._settle(record, new, vt or None)
                 raise
-            _give(record)
+            give_back(record)
             if status == _OK:
                 return
             if status == _NO_MEMORY:
@@ -530,7 +514,7 @@ class ConcurrentDict:
                     vt = -1  # changed meanwhile, or another key of the same hash
                 del pair
         if vt > 0:
-            record = _record()
+            record = a_record()
             try:
                 status = _drop(m, h, vt, record)
                 if status == _OK:
@@ -538,7 +522,7 @@ class ConcurrentDict:
             except BaseException:
                 self._settle(record, None, vt)
                 raise
-            _give(record)
+            give_back(record)
             if status == _OK:
                 return
             if status == _NO_MEMORY:

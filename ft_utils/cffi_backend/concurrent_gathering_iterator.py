@@ -6,8 +6,8 @@ import operator
 from functools import partial
 from itertools import compress
 
-from ft_utils.cffi_backend._api import (document, ffi, give_record, init_takes_arguments, lib, new_record,
-                                        new_takes_arguments, owned, take_record)
+from ft_utils.cffi_backend._api import (a_record, document, ffi, give_back, init_takes_arguments, lib,
+                                        new_takes_arguments, owned)
 from ft_utils.cffi_backend._blocking import FOREVER, MISSING, TICKETS, check_scaling, wait
 from ft_utils.cffi_backend.local_wrapper import LocalWrapper
 
@@ -71,10 +71,7 @@ class ConcurrentGatheringIterator:
                 raise TypeError(f"insert() key must be an int, not {type(key).__name__}")
             if not 0 <= key <= _INT64_MAX:
                 raise ValueError(f"insert() key must be between 0 and 2**63 - 1, not {key!r}")
-            try:
-                record = take_record()
-            except IndexError:
-                record = new_record()
+            record = a_record()
             ticket = next(TICKETS)
             self._ftu_objects[ticket] = value
             status = _insert(gather, key, ticket, record)
@@ -94,10 +91,7 @@ class ConcurrentGatheringIterator:
                 self._ftu_objects.pop(ticket, None)
             _fail(gather)
             raise
-        try:
-            give_record(record)
-        except MemoryError:
-            pass
+        give_back(record)
 
     def iterator(self, /, max_key, clear=True):
         return ConcurrentGatheringIteratorPass(self, _max_key(max_key, "iterator"), bool(clear), False)
